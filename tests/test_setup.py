@@ -1,0 +1,98 @@
+"""The project's set-up: pins agree everywhere, CI calls the README's command, notebooks are clean."""
+import json
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def pyproject_pins():
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    pins = {}
+    for d in deps:
+        m = re.fullmatch(r"([A-Za-z0-9_.\-]+)==([0-9][^\s;]*)", d)
+        assert m, f"pyproject.toml: {d!r} is not pinned exactly (name==version)"
+        pins[m.group(1).lower()] = m.group(2)
+    return pins
+
+
+def test_environment_yml_has_the_same_pins():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    conda = {}
+    for line in pip:
+        m = re.match(r"([A-Za-z0-9_.\-]+)==(\S+)", line)
+        assert m, f"environment.yml: {line!r} is not pinned exactly"
+        conda[m.group(1).lower()] = m.group(2)
+    assert conda == pyproject_pins()
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_installed_versions_match_the_pins():
+    from course_utils.environment import check_environment
+    bad = [r for r in check_environment() if not r["ok"]]
+    assert not bad, bad
+    assert {r["package"] for r in check_environment()} == set(pyproject_pins())
+
+
+def test_makefile_installs_cpu_torch_first_and_ci_runs_make_test():
+    make = (ROOT / "Makefile").read_text()
+    assert make.index("pip install --disable-pip-version-check -q torch==2.13.0") < make.index("-q -e .")
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make lab" in readme and "make test" in readme
+
+
+NOTEBOOKS = sorted(p for d in ["chapters", "labs", "solutions"] for p in (ROOT / d).glob("*.ipynb"))
+
+
+def test_notebooks_are_clean():
+    assert NOTEBOOKS, "no notebooks found"
+    machine_path = re.compile(r"(/home/|/root/|/tmp/|/Users/|/work/|C:\\\\)")
+    for path in NOTEBOOKS:
+        nb = json.loads(path.read_text())
+        assert nb["metadata"]["kernelspec"]["name"] == "python3", path.name
+        for cell in nb["cells"]:
+            for out in cell.get("outputs", []):
+                assert out["output_type"] != "error", f"{path.name} stores an error output"
+                text = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
+                assert not machine_path.search(text), f"{path.name} shows a machine path: {text[:200]}"
+        assert path.stat().st_size < 3e6, f"{path.name} is too large"
+
+
+def test_chapters_are_executed_and_start_with_a_title():
+    chapters = sorted((ROOT / "chapters").glob("*.ipynb"))
+    assert [p.name[:2] for p in chapters][:3] == ["00", "01", "02"]
+    for path in chapters:
+        nb = json.loads(path.read_text())
+        assert nb["cells"][0]["cell_type"] == "markdown" and nb["cells"][0]["source"].startswith("# Chapter")
+        code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+        assert all(c.get("execution_count") for c in code), f"{path.name} has cells that were not run"
+
+
+def test_package_never_imports_the_pipeline():
+    for py in (ROOT / "course_utils").glob("*.py"):
+        if py.name != "pipeline.py":
+            assert "import pipeline" not in py.read_text() and "from .pipeline" not in py.read_text(), py.name
+
+
+def test_pipeline_base_stage_prints_a_table_and_json_last():
+    out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "base",
+                          "--n-per-task", "10", "--val-docs", "500"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    lines = out.strip().splitlines()
+    metrics = json.loads(lines[-1])
+    assert set(metrics) == {"base_val_loss", "base_exact_match", "seconds_base"}
+    assert metrics["base_exact_match"] <= 0.05 and metrics["base_val_loss"] < 1.0
+    assert any(line.startswith("base_val_loss") and "|" in line for line in lines)
+
+
+def test_pipeline_rejects_unknown_stages():
+    r = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "nope"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "unknown stage" in r.stderr
