@@ -1,0 +1,16 @@
+"""Helpers for the course *Instruction tuning and RLHF, hands-on*.
+
+Layers, each importing only those above it in this list:
+
+* :mod:`course_utils.world` — the tiny world: corpus, instruction tasks, gold reward;
+  :mod:`course_utils.jsonl` — JSONL export/import with validation;
+* :mod:`course_utils.tokenizer` — the byte-level BPE tokenizer and chat template;
+  :mod:`course_utils.models` — the one loader (shipped names, local folders, hub ids) and generation;
+* :mod:`course_utils.training` — the one training loop (seeded, checkpoints, Accelerate);
+  :mod:`course_utils.pretrain` — pretraining the base model; :mod:`course_utils.sft` — instruction tuning;
+  :mod:`course_utils.evaluation` — exact match on the instruction tasks;
+* :mod:`course_utils.plotting` — plots any chapter may use;
+* :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``; nothing imports it.
+"""
+
+__version__ = "0.1.0"

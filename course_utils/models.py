@@ -16,6 +16,8 @@ import torch
 from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
                           AutoTokenizer, LlamaConfig, LlamaForCausalLM, PreTrainedModel)
 
+from transformers.utils import logging as hf_logging
+
 from .tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -107,7 +109,13 @@ def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm"
     if auto is None:
         raise ValueError(f"kind must be 'causal-lm' or 'classifier', not {kind!r}")
     extra = {"num_labels": num_labels} if kind == "classifier" else {}
-    model = auto.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
+    bars = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()  # a bar per load is noise in a notebook
+    try:
+        model = auto.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
+    finally:
+        if bars:
+            hf_logging.enable_progress_bar()
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()

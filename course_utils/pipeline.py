@@ -31,8 +31,7 @@ def stage_base(args: argparse.Namespace) -> dict[str, float]:
     val_docs = world.make_corpus(args.val_docs, seed=args.seed, split="validation")
     val = validation_loss(model, pack_documents(tok, val_docs))
     test = world.make_instruction_data(args.seed)["test"]
-    rows = [r for t in world.TASKS for r in test.filter(lambda r, t=t: r["task"] == t)
-            .select(range(args.n_per_task))]
+    rows = world.per_task(test, args.n_per_task)
     scores = exact_match(model, tok, rows)
     print(f"  base exact match: {format_scores(scores)}")
     return {"base_val_loss": round(val, 4), "base_exact_match": round(scores["mean"], 4)}

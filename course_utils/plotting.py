@@ -66,27 +66,37 @@ def plot_history(history: Sequence[dict], keys: Sequence[str] = ("loss",), ax=No
 
 
 def flow_diagram(boxes: Sequence[str], arrows: Sequence[tuple[int, int, str]] = (),
-                 positions: Sequence[tuple[float, float]] | None = None,
                  colors: Sequence[str] | None = None, title: str = "",
-                 figsize: tuple[float, float] = (10, 3)):
-    """Draw labelled boxes joined by arrows ``(from, to, label)``; boxes in a row by default."""
+                 figsize: tuple[float, float] = (10, 3), box_width: float = 0.17):
+    """Draw boxes in a row joined by labelled arrows ``(from, to, label)``.
+
+    An arrow to the next box runs straight between them with its label above; any other
+    arrow (such as a loop back to an earlier step) curves underneath the row.
+    """
+    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
+
     fig, ax = plt.subplots(figsize=figsize)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
     n = len(boxes)
-    positions = positions or [((i + 0.5) / n, 0.5) for i in range(n)]
+    xs = [(i + 0.5) / n for i in range(n)]
+    y, h = 0.6, 0.34
     colors = colors or ["#dbe9f6"] * n
-    for (x, y), text, c in zip(positions, boxes, colors):
-        ax.text(x, y, text, ha="center", va="center", fontsize=10, wrap=True,
-                bbox=dict(boxstyle="round,pad=0.6", fc=c, ec="#34495e"), transform=ax.transAxes)
+    for x, text, c in zip(xs, boxes, colors):
+        ax.add_patch(FancyBboxPatch((x - box_width / 2, y - h / 2), box_width, h,
+                                    boxstyle="round,pad=0.01", fc=c, ec="#34495e"))
+        ax.text(x, y, text, ha="center", va="center", fontsize=9.5)
     for a, b, label in arrows:
-        (x0, y0), (x1, y1) = positions[a], positions[b]
-        ax.annotate("", xy=(x1, y1), xytext=(x0, y0), xycoords="axes fraction",
-                    arrowprops=dict(arrowstyle="-|>", color="#34495e", lw=1.5,
-                                    shrinkA=38, shrinkB=38,
-                                    connectionstyle="arc3,rad=0.25" if abs(y1 - y0) > 0.05 or b < a else "arc3"))
+        if b == a + 1:
+            start, end = (xs[a] + box_width / 2 + 0.005, y), (xs[b] - box_width / 2 - 0.005, y)
+            style, label_xy = "arc3", ((xs[a] + xs[b]) / 2, y + h / 2 + 0.04)
+        else:
+            start, end = (xs[a], y - h / 2 - 0.02), (xs[b], y - h / 2 - 0.02)
+            style, label_xy = "arc3,rad=-0.25", ((xs[a] + xs[b]) / 2, 0.05)
+        ax.add_patch(FancyArrowPatch(start, end, arrowstyle="-|>", mutation_scale=14, lw=1.5,
+                                     color="#34495e", connectionstyle=style))
         if label:
-            ax.text((x0 + x1) / 2, (y0 + y1) / 2 + (0.12 if b > a else -0.14), label,
-                    ha="center", fontsize=8.5, color="#34495e", style="italic",
-                    transform=ax.transAxes)
+            ax.text(*label_xy, label, ha="center", fontsize=8.5, color="#34495e", style="italic")
     ax.set_axis_off()
     if title:
         ax.set_title(title)

@@ -83,7 +83,7 @@ def flops_per_token(model, block_size: int = BLOCK_SIZE) -> float:
 
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description="Pretrain the tiny base model from scratch.")
-    ap.add_argument("--steps", type=int, default=5000)
+    ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--docs", type=int, default=400_000)

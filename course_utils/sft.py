@@ -78,9 +78,9 @@ def main(argv: list[str] | None = None) -> dict:
     from .training import save_checkpoint
 
     ap = argparse.ArgumentParser(description="Supervised fine-tuning of the shipped base model.")
-    ap.add_argument("--steps", type=int, default=600)
+    ap.add_argument("--steps", type=int, default=1500)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--seed", type=int, default=world.DEFAULT_SEED)
     ap.add_argument("--out", default=str(SHIPPED["sft"]))
     args = ap.parse_args(argv)

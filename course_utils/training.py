@@ -129,6 +129,7 @@ def atomic_save_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> P
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    tmp.chmod(0o755)  # mkdtemp makes it private; a checkpoint is for everyone to read
     try:
         write(tmp)
         old = path.with_name(f".{path.name}.old")
@@ -148,7 +149,14 @@ def save_checkpoint(path: str | os.PathLike, model, tokenizer=None, optimizer=No
                     config: TrainConfig | None = None) -> Path:
     """Save model (safetensors), tokenizer and training state to ``path`` atomically."""
     def write(tmp: Path) -> None:
-        model.save_pretrained(tmp)
+        from transformers.utils import logging as hf_logging
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
+        try:
+            model.save_pretrained(tmp)
+        finally:
+            if bars:
+                hf_logging.enable_progress_bar()
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if optimizer is not None:
@@ -236,7 +244,8 @@ def train(model: torch.nn.Module, data: Sequence, collate: Callable[[list], dict
             accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-        running += loss.item()
+        logged = accelerator.reduce(loss.detach(), reduction="mean") if world > 1 else loss.detach()
+        running += logged.item()  # the mean over processes, so every rank logs the same
         n_running += 1
         result.examples_seen += config.batch_size
         last = step + 1 == config.steps

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from datasets import Dataset, DatasetDict
@@ -293,6 +294,12 @@ def make_instruction_data(seed: int = DEFAULT_SEED, n_train: int = 2000, n_test:
                          ("test_heldout_words", test_held)]})
 
 
+def per_task(rows: Iterable[dict], n: int, tasks: Iterable[str] = TASKS) -> list[dict]:
+    """The first ``n`` rows of each task in ``tasks``, grouped by task in that order."""
+    rows = list(rows)
+    return [r for t in tasks for r in [r for r in rows if r["task"] == t][:n]]
+
+
 def open_prompts(seed: int = DEFAULT_SEED, n: int = 200) -> Dataset:
     """``n`` open-ended prompts with their ``subject``, for sampling and preference data."""
     rng = random.Random(f"open-{seed}")
@@ -366,7 +373,9 @@ def _qa_doc(rng: random.Random) -> str:
         i = rng.randrange(k)
         qs.append(rng.choice([
             f"Who has the {cols[i]} {objs[i]}? {who[i]} has it.",
+            f"Who has the {cols[i]} {objs[i]}? {who[i]}.",
             f"What does {who[i]} have? {who[i]} has {_article(cols[i])} {cols[i]} {objs[i]}.",
+            f"What does {who[i]} have? {_article(cols[i]).capitalize()} {cols[i]} {objs[i]}.",
             f"What colour is the {objs[i]}? The {objs[i]} is {cols[i]}.",
         ]))
     return story + " " + " ".join(qs)
@@ -383,9 +392,9 @@ def _sentence_doc(rng: random.Random) -> str:
     return " ".join(sentence_about(rng, s) for _ in range(rng.randint(1, 3)))
 
 
-CORPUS_MIX = {"story": (0.22, _story), "add": (0.14, _add_doc), "shout": (0.14, _shout_doc),
-              "backwards": (0.16, _backwards_doc), "qa": (0.14, _qa_doc),
-              "review": (0.08, _review_doc), "sentence": (0.12, _sentence_doc)}
+CORPUS_MIX = {"story": (0.14, _story), "add": (0.12, _add_doc), "shout": (0.18, _shout_doc),
+              "backwards": (0.12, _backwards_doc), "qa": (0.26, _qa_doc),
+              "review": (0.08, _review_doc), "sentence": (0.10, _sentence_doc)}
 
 
 def make_corpus(n_docs: int = 80_000, seed: int = DEFAULT_SEED, split: str = "train") -> list[str]:

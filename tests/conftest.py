@@ -1,4 +1,6 @@
 import os
 
+import matplotlib
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("MPLBACKEND", "Agg")
+matplotlib.use("Agg")  # this process only: notebook kernels keep their inline backend

@@ -54,12 +54,20 @@ def test_checkpoint_resume_is_exact(tiny, tmp_path):
     tok, blocks = tiny
     _, straight = run(tok, blocks, 20)
     ckpt = tmp_path / "ckpt"
-    cfg = TrainConfig(steps=10, batch_size=8, lr=3e-3, log_every=5, seed=0)
-    first = small_model(tok)
-    train(first, blocks, collate_blocks, cfg, checkpoint_dir=ckpt, tokenizer=tok, progress=False)
+    cfg = TrainConfig(steps=20, batch_size=8, lr=3e-3, log_every=5, checkpoint_every=5, seed=0)
+    calls = []
+
+    def crashing_loss(model, batch):  # the machine "dies" during step 13
+        calls.append(1)
+        if len(calls) == 13:
+            raise KeyboardInterrupt
+        return model(**batch).loss
+
+    with pytest.raises(KeyboardInterrupt):
+        train(small_model(tok), blocks, collate_blocks, cfg, loss_fn=crashing_loss,
+              checkpoint_dir=ckpt, tokenizer=tok, progress=False)
     assert (ckpt / "model.safetensors").exists() and (ckpt / "trainer_state.pt").exists()
-    # a new process would build a fresh model and resume from the checkpoint
-    cfg.steps = 20
+    # a new process builds a fresh model and resumes from the step-10 checkpoint
     resumed = train(small_model(tok), blocks, collate_blocks, cfg, checkpoint_dir=ckpt,
                     tokenizer=tok, progress=False)
     assert [round(x, 5) for x in resumed.losses] == [round(x, 5) for x in straight.losses]
