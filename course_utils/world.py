@@ -102,25 +102,24 @@ def _copy_words(rng: random.Random, pool: list[str], n: int) -> list[str]:
     return rng.sample(pool, n)
 
 
-def make_add(rng: random.Random) -> tuple[str, str, tuple]:
+def make_add(rng: random.Random) -> tuple[str, str]:
     a, b = rng.randint(0, MAX_ADD), rng.randint(0, MAX_ADD)
-    return rng.choice(ADD_TEMPLATES).format(a=a, b=b), str(a + b), (a, b)
+    return rng.choice(ADD_TEMPLATES).format(a=a, b=b), str(a + b)
 
 
-def make_uppercase(rng: random.Random, pool: list[str]) -> tuple[str, str, tuple]:
+def make_uppercase(rng: random.Random, pool: list[str]) -> tuple[str, str]:
     words = _copy_words(rng, pool, rng.randint(2, 4))
     x = " ".join(words)
-    return rng.choice(UPPER_TEMPLATES).format(x=x), x.upper(), tuple(words)
+    return rng.choice(UPPER_TEMPLATES).format(x=x), x.upper()
 
 
-def make_reverse(rng: random.Random, pool: list[str]) -> tuple[str, str, tuple]:
+def make_reverse(rng: random.Random, pool: list[str]) -> tuple[str, str]:
     words = _copy_words(rng, pool, rng.randint(2, 4))
-    return (rng.choice(REVERSE_TEMPLATES).format(x=" ".join(words)),
-            " ".join(reversed(words)), tuple(words))
+    return rng.choice(REVERSE_TEMPLATES).format(x=" ".join(words)), " ".join(reversed(words))
 
 
 def make_qa(rng: random.Random, names: list[str], colours: list[str],
-            objects: list[str]) -> tuple[str, str, tuple]:
+            objects: list[str]) -> tuple[str, str]:
     k = rng.randint(2, 3)
     who, cols, objs = rng.sample(names, k), rng.sample(colours, k), rng.sample(objects, k)
     story = " ".join(f"{n} has {_article(c)} {c} {o}." for n, c, o in zip(who, cols, objs))
@@ -133,7 +132,7 @@ def make_qa(rng: random.Random, names: list[str], colours: list[str],
     else:
         q, ans = f"What colour is the {objs[i]}?", cols[i]
     prompt = rng.choice(QA_TEMPLATES).format(story=story, q=q)
-    return prompt, ans, (story, q)
+    return prompt, ans
 
 
 def review_text(rng: random.Random, positive: bool, adjs: list[str],
@@ -146,10 +145,10 @@ def review_text(rng: random.Random, positive: bool, adjs: list[str],
 
 
 def make_sentiment(rng: random.Random, pos: list[str], neg: list[str],
-                   things: list[str]) -> tuple[str, str, tuple]:
+                   things: list[str]) -> tuple[str, str]:
     positive = rng.random() < 0.5
     x = review_text(rng, positive, pos if positive else neg, things)
-    return (rng.choice(SENT_TEMPLATES).format(x=x), "positive" if positive else "negative", (x,))
+    return rng.choice(SENT_TEMPLATES).format(x=x), "positive" if positive else "negative"
 
 
 def _pools(heldout: bool) -> dict[str, list[str]]:
@@ -172,7 +171,7 @@ def make_task_example(rng: random.Random, task: str, heldout: bool = False) -> d
     """
     p = _pools(heldout)
     if task == "add":
-        prompt, resp, key = make_add(rng)
+        prompt, resp = make_add(rng)
     elif task == "uppercase" or task == "reverse":
         make = make_uppercase if task == "uppercase" else make_reverse
         if heldout:  # at least one held-out word among familiar ones
@@ -181,22 +180,14 @@ def make_task_example(rng: random.Random, task: str, heldout: bool = False) -> d
             x = " ".join(words)
             tmpl = rng.choice(UPPER_TEMPLATES if task == "uppercase" else REVERSE_TEMPLATES)
             resp = x.upper() if task == "uppercase" else " ".join(reversed(words))
-            prompt, key = tmpl.format(x=x), tuple(words)
+            prompt = tmpl.format(x=x)
         else:
-            prompt, resp, key = make(rng, p["copy"])
+            prompt, resp = make(rng, p["copy"])
     elif task == "qa":
-        if heldout:
-            tr = _pools(False)
-            names = tr["names"][:]
-            objects = tr["objects"][:]
-            colours = tr["colours"][:]
-            prompt, resp, key = make_qa(rng, names + ["Finn", "Ivy"], colours + ["purple"],
-                                        objects + ["drum", "kite"])
-            while not any(w in HELDOUT_COPY_WORDS for w in re.findall(r"\w+", prompt)):
-                prompt, resp, key = make_qa(rng, names + ["Finn", "Ivy"], colours + ["purple"],
-                                            objects + ["drum", "kite"])
-        else:
-            prompt, resp, key = make_qa(rng, p["names"], p["colours"], p["objects"])
+        while True:  # held-out: draw until the story contains a held-out word
+            prompt, resp = make_qa(rng, p["names"], p["colours"], p["objects"])
+            if not heldout or HELDOUT_COPY_WORDS & set(re.findall(r"\w+", prompt)):
+                break
     elif task == "sentiment":
         if heldout:
             positive = rng.random() < 0.5
@@ -205,9 +196,9 @@ def make_task_example(rng: random.Random, task: str, heldout: bool = False) -> d
             x = review_text(rng, positive, [a, a])  # both adjective slots use the held-out word
             x = x.replace(f"{a} and {a}", a)
             prompt = rng.choice(SENT_TEMPLATES).format(x=x)
-            resp, key = ("positive" if positive else "negative"), (x,)
+            resp = "positive" if positive else "negative"
         else:
-            prompt, resp, key = make_sentiment(rng, p["pos"], p["neg"], p["objects"] + PLACES)
+            prompt, resp = make_sentiment(rng, p["pos"], p["neg"], p["objects"] + PLACES)
     else:
         raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
     return {"task": task, "prompt": prompt, "response": resp}
