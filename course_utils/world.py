@@ -252,10 +252,15 @@ def make_instruction_data(seed: int = DEFAULT_SEED, n_train: int = 2000, n_test:
             train.append(ex)
             seen.add(ex["prompt"])
             count += 1
-    for _ in range(n_open_train):
+    held_words = HELDOUT_COPY_WORDS | HELDOUT_SENTIMENT_WORDS
+    n_open = 0
+    while n_open < n_open_train:
         s = rng.choice(SUBJECTS)
-        train.append({"task": "open", "prompt": rng.choice(OPEN_TEMPLATES).format(s=s),
-                      "response": sentence_about(rng, s)})
+        row = {"task": "open", "prompt": rng.choice(OPEN_TEMPLATES).format(s=s),
+               "response": sentence_about(rng, s)}
+        if not held_words & set(re.findall(r"\w+", row["prompt"] + " " + row["response"])):
+            train.append(row)  # held-out words stay out of every training example
+            n_open += 1
     rng.shuffle(train)
 
     def fresh(split_rng: random.Random, heldout: bool, avoid: set[str],
