@@ -2,7 +2,6 @@
 import math
 
 import pytest
-import torch
 
 from course_utils import world
 from course_utils.models import new_tiny_model
@@ -21,9 +20,6 @@ def tiny():
 
 def small_model(tok):
     return new_tiny_model(tok, seed=0, hidden_size=32, num_layers=2, num_heads=2, intermediate_size=64)
-
-
-CFG = dict(batch_size=8, lr=3e-3, log_every=5, progress=False)
 
 
 def run(tok, blocks, steps, **kw):
