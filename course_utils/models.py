@@ -10,6 +10,8 @@ not in the local cache gives one clear error instead of a stack of HTTP retries.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -23,6 +25,18 @@ from .tokenizer import chat_prompt
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: Checkpoints that ship with the course, by short name.
 SHIPPED = {"base": ASSETS / "base", "sft": ASSETS / "sft"}
+
+
+@contextmanager
+def quiet_progress_bars() -> Iterator[None]:
+    """Switch off transformers' "Loading weights" / "Writing shards" bars inside the block."""
+    was_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()
 
 
 class ModelNotFoundError(OSError):
@@ -109,13 +123,8 @@ def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm"
     if auto is None:
         raise ValueError(f"kind must be 'causal-lm' or 'classifier', not {kind!r}")
     extra = {"num_labels": num_labels} if kind == "classifier" else {}
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.disable_progress_bar()  # a bar per load is noise in a notebook
-    try:
+    with quiet_progress_bars():  # a bar per load is noise in a notebook
         model = auto.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
-    finally:
-        if bars:
-            hf_logging.enable_progress_bar()
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     model.eval()

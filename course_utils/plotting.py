@@ -31,16 +31,7 @@ class LiveLossPlot:
         if self.handle is None:
             return
         self.ax.clear()
-        for key in self.keys:
-            pts = [(r["step"], r[key]) for r in history if key in r]
-            if pts:
-                self.ax.plot(*zip(*pts), label=key)
-        self.ax.set_xlabel("step")
-        self.ax.set_ylabel("loss")
-        self.ax.set_title(self.title)
-        self.ax.grid(alpha=0.3)
-        if len(self.keys) > 1:
-            self.ax.legend()
+        plot_history(history, self.keys, ax=self.ax, title=self.title)
         self.handle.update(self.fig)
 
     def close(self) -> None:
@@ -60,8 +51,10 @@ def plot_history(history: Sequence[dict], keys: Sequence[str] = ("loss",), ax=No
     ax.set_title(title)
     if logy:
         ax.set_yscale("log")
+    ax.set_ylabel(keys[0] if len(keys) == 1 else "")
     ax.grid(alpha=0.3)
-    ax.legend()
+    if len(keys) > 1:
+        ax.legend()
     return ax
 
 

@@ -33,6 +33,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from .models import quiet_progress_bars
+
 
 def set_seed(seed: int) -> None:
     """Seed Python, NumPy and PyTorch."""
@@ -149,14 +151,8 @@ def save_checkpoint(path: str | os.PathLike, model, tokenizer=None, optimizer=No
                     config: TrainConfig | None = None) -> Path:
     """Save model (safetensors), tokenizer and training state to ``path`` atomically."""
     def write(tmp: Path) -> None:
-        from transformers.utils import logging as hf_logging
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.disable_progress_bar()
-        try:
+        with quiet_progress_bars():
             model.save_pretrained(tmp)
-        finally:
-            if bars:
-                hf_logging.enable_progress_bar()
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
         if optimizer is not None:

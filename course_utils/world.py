@@ -118,11 +118,16 @@ def make_reverse(rng: random.Random, pool: list[str]) -> tuple[str, str]:
     return rng.choice(REVERSE_TEMPLATES).format(x=" ".join(words)), " ".join(reversed(words))
 
 
+def possession_story(who: list[str], cols: list[str], objs: list[str]) -> str:
+    """"Tom has a red ball. Mia has a blue cup." from parallel lists of names, colours, objects."""
+    return " ".join(f"{n} has {_article(c)} {c} {o}." for n, c, o in zip(who, cols, objs))
+
+
 def make_qa(rng: random.Random, names: list[str], colours: list[str],
             objects: list[str]) -> tuple[str, str]:
     k = rng.randint(2, 3)
     who, cols, objs = rng.sample(names, k), rng.sample(colours, k), rng.sample(objects, k)
-    story = " ".join(f"{n} has {_article(c)} {c} {o}." for n, c, o in zip(who, cols, objs))
+    story = possession_story(who, cols, objs)
     i = rng.randrange(k)
     kind = rng.choice(["what", "who", "colour"])
     if kind == "what":
@@ -363,7 +368,7 @@ def _backwards_doc(rng: random.Random) -> str:
 def _qa_doc(rng: random.Random) -> str:
     k = rng.randint(2, 3)
     who, cols, objs = rng.sample(NAMES, k), rng.sample(COLOURS, k), rng.sample(OBJECTS, k)
-    story = " ".join(f"{n} has {_article(c)} {c} {o}." for n, c, o in zip(who, cols, objs))
+    story = possession_story(who, cols, objs)
     qs = []
     for _ in range(rng.randint(1, 2)):
         i = rng.randrange(k)
