@@ -10,8 +10,12 @@ TEST_ENV := HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TRANSFORMERS_OFFLINE=1 \
             TOKENIZERS_PARALLELISM=false PYTHONHASHSEED=0
 NBVAL := --nbval-lax --nbval-current-env --nbval-cell-timeout=900
 NB ?= chapters/00_welcome.ipynb
+SUBMISSIONS ?= submissions
+GRADING_DIR ?= $(HOME)/course-grading
+SOURCE ?= solutions
+TIMEOUT ?= 60
 
-.PHONY: setup lab test test-unit test-nb execute pipeline pretrain clean
+.PHONY: setup lab test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
 
 # torch first, so that no multi-GB CUDA build is pulled in; then the pinned stack.
 $(STAMP): pyproject.toml
@@ -30,13 +34,27 @@ lab: setup
 
 # Unit tests and every notebook (chapters/, and solutions/ once labs exist), offline.
 test: setup
-	$(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*.ipynb) $(NBVAL) -v
+	$(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v
 
 test-unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest tests -x -q
 
 test-nb: setup
 	$(TEST_ENV) $(BIN)/python -m pytest $(NB) $(NBVAL) -v
+
+test-labs: setup
+	$(TEST_ENV) $(BIN)/python -m pytest tests/test_labs.py -v
+
+# Regenerate the student labs in labs/ from solutions/ (nbgrader generate_assignment).
+labs: setup
+	$(BIN)/python -m course_utils.grading labs
+
+# Autograde SUBMISSIONS/<student>/<lab>/<lab>.ipynb in GRADING_DIR (outside the repo):
+# grades.csv, report.csv and feedback/<student>/<lab>/*.html. SOURCE may be a private
+# copy of solutions/ with your own hidden tests. See docs/instructor.md.
+grade: setup
+	$(TEST_ENV) $(BIN)/python -m course_utils.grading grade "$(SUBMISSIONS)" \
+	    --workdir "$(GRADING_DIR)" --source "$(SOURCE)" --timeout $(TIMEOUT)
 
 # Re-run chapter notebooks in place, storing their outputs (NB=... for one).
 execute: setup

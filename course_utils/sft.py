@@ -10,7 +10,9 @@ right-padded with the pad token; padded positions get attention mask 0 and label
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 import torch
 
@@ -41,6 +43,19 @@ def tokenize_rows(tokenizer, rows: Iterable[Mapping], mask_prompt: bool = True) 
     return [tokenize_chat(tokenizer, r["prompt"], r["response"], mask_prompt) for r in rows]
 
 
+def tokenize_documents(tokenizer, docs: Iterable[str]) -> list[dict[str, list[int]]]:
+    """Plain pretraining documents as examples with every token labelled.
+
+    Mixed into SFT data as *replay*: a share of the pretraining objective keeps skills the
+    instruction data does not exercise from fading (InstructGPT mixes pretraining data into
+    its RL updates for the same reason). Each document is framed by end-of-text tokens, as
+    in the packed pretraining stream.
+    """
+    eos = tokenizer.eos_token_id
+    ids = tokenizer(list(docs), add_special_tokens=False)["input_ids"]
+    return [{"input_ids": [eos] + d + [eos], "labels": [IGNORE_INDEX] + d + [eos]} for d in ids]
+
+
 def collate_sft(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
     """Right-pad tokenized examples into ``input_ids``, ``attention_mask``, ``labels`` of shape (B, T)."""
     width = max(len(e["input_ids"]) for e in examples)
@@ -56,9 +71,12 @@ def collate_sft(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tens
 
 
 def run_sft(model, tokenizer, rows: Iterable[Mapping], config: TrainConfig,
-            mask_prompt: bool = True, **train_kwargs) -> TrainResult:
-    """Fine-tune ``model`` on instruction ``rows`` with the course loop (:func:`training.train`)."""
-    data = tokenize_rows(tokenizer, rows, mask_prompt)
+            mask_prompt: bool = True, replay: Iterable[str] = (), **train_kwargs) -> TrainResult:
+    """Fine-tune ``model`` on instruction ``rows`` with the course loop (:func:`training.train`).
+
+    ``replay``: optional pretraining documents mixed into the data (see :func:`tokenize_documents`).
+    """
+    data = tokenize_rows(tokenizer, rows, mask_prompt) + tokenize_documents(tokenizer, replay)
     if not data:
         raise ValueError("the SFT data set is empty")
     pad = tokenizer.pad_token_id
@@ -66,42 +84,35 @@ def run_sft(model, tokenizer, rows: Iterable[Mapping], config: TrainConfig,
                  **train_kwargs)
 
 
-def main(argv: list[str] | None = None) -> dict:
-    """``python -m course_utils.sft``: fine-tune the shipped base model, evaluate, save."""
-    import argparse
-    import json
-    from pathlib import Path
+def build_sft_model(out: str | Path, steps: int = 1500, batch_size: int = 32, lr: float = 1e-3,
+                    seed: int = 0, n_per_task: int = 200, replay_docs: int = 3000) -> dict:
+    """Fine-tune the shipped base model on the tiny world's instructions, evaluate, save.
 
+    Trains ``steps`` steps of ``batch_size`` examples with the course loop (warm-up, then
+    cosine decay from ``lr``) on the instruction training split plus ``replay_docs``
+    pretraining documents (replay; see :func:`tokenize_documents`), scores exact match on the test split and on the held-out-words
+    split (``n_per_task`` examples per task), and writes the model, tokenizer, training
+    history and ``sft_report.json`` to ``out`` atomically. Returns the report.
+    """
     from . import world
     from .evaluation import exact_match, format_scores
-    from .models import SHIPPED, load_model
+    from .models import load_model
     from .training import save_checkpoint
 
-    ap = argparse.ArgumentParser(description="Supervised fine-tuning of the shipped base model.")
-    ap.add_argument("--steps", type=int, default=1500)
-    ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--seed", type=int, default=world.DEFAULT_SEED)
-    ap.add_argument("--out", default=str(SHIPPED["sft"]))
-    args = ap.parse_args(argv)
-
     model, tok = load_model("base")
-    data = world.make_instruction_data(args.seed)
-    cfg = TrainConfig(steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup_steps=30,
-                      log_every=50, seed=args.seed, desc="SFT")
-    result = run_sft(model, tok, data["train"], cfg)
-    scores = exact_match(model, tok, data["test"])
-    held = exact_match(model, tok, data["test_heldout_words"])
-    print(f"test exact match:           {format_scores(scores)}")
-    print(f"held-out words exact match: {format_scores(held)}")
-    report = {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr,
+    data = world.make_instruction_data(seed)
+    cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=30,
+                      log_every=50, seed=seed, desc="SFT")
+    replay = world.make_corpus(replay_docs, seed=seed, split="replay") if replay_docs else []
+    result = run_sft(model, tok, data["train"], cfg, replay=replay)
+    scores = exact_match(model, tok, world.per_task(data["test"], n_per_task))
+    held = exact_match(model, tok, world.per_task(data["test_heldout_words"], n_per_task))
+    print(f"  test exact match:           {format_scores(scores)}")
+    print(f"  held-out words exact match: {format_scores(held)}")
+    report = {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+              "replay_docs": replay_docs,
               "seconds": round(result.seconds, 1), "test_exact_match": scores,
               "heldout_words_exact_match": held}
-    out = Path(args.out)
-    save_checkpoint(out, model, tok, history=result.history)
-    (out / "sft_report.json").write_text(json.dumps(report, indent=1))
+    save_checkpoint(Path(out), model, tok, history=result.history,
+                    extra_files={"sft_report.json": json.dumps(report, indent=1)})
     return report
-
-
-if __name__ == "__main__":
-    main()

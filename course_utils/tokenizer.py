@@ -8,9 +8,13 @@ one token.
 The chat template turns a list of messages into the text the model sees::
 
     <|user|>
-    What is 2 plus 3?
+     What is 2 plus 3?
     <|assistant|>
-    5<|endoftext|>
+     2 plus 3 is 5.<|endoftext|>
+
+Every message starts with a space: a word after a space is one token, while the same
+word at the start of a line is split into pieces (``garden`` is ``g|ard|en``), and a tiny
+model copies whole tokens far more reliably than it spells.
 
 The assistant's text is wrapped in ``{% generation %}`` markers, so
 ``apply_chat_template(..., return_assistant_tokens_mask=True)`` can tell which tokens the
@@ -35,9 +39,9 @@ MODEL_MAX_LENGTH = 256
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] == 'user' %}"
-    "{{ '<|user|>\\n' + message['content'] + '\\n' }}"
+    "{{ '<|user|>\\n ' + message['content'] + '\\n' }}"
     "{% elif message['role'] == 'assistant' %}"
-    "{{ '<|assistant|>\\n' }}{% generation %}{{ message['content'] + '<|endoftext|>' }}{% endgeneration %}"
+    "{{ '<|assistant|>\\n' }}{% generation %}{{ ' ' + message['content'] + '<|endoftext|>' }}{% endgeneration %}"
     "{{ '\\n' }}"
     "{% else %}"
     "{{ raise_exception('the tiny chat template knows the roles user and assistant, not ' + message['role']) }}"

@@ -148,8 +148,12 @@ def atomic_save_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> P
 
 def save_checkpoint(path: str | os.PathLike, model, tokenizer=None, optimizer=None,
                     step: int = 0, history: Sequence[dict] = (),
-                    config: TrainConfig | None = None) -> Path:
-    """Save model (safetensors), tokenizer and training state to ``path`` atomically."""
+                    config: TrainConfig | None = None,
+                    extra_files: dict[str, str] | None = None) -> Path:
+    """Save model (safetensors), tokenizer and training state to ``path`` atomically.
+
+    ``extra_files`` maps file names to text written into the same folder (e.g. a report).
+    """
     def write(tmp: Path) -> None:
         with quiet_progress_bars():
             model.save_pretrained(tmp)
@@ -160,6 +164,8 @@ def save_checkpoint(path: str | os.PathLike, model, tokenizer=None, optimizer=No
         (tmp / "history.json").write_text(json.dumps(
             {"step": step, "history": list(history),
              "config": asdict(config) if config else None}, indent=1))
+        for name, text in (extra_files or {}).items():
+            (tmp / name).write_text(text)
     return atomic_save_dir(path, write)
 
 

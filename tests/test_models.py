@@ -70,7 +70,12 @@ def test_chat_template_marks_the_assistant_tokens():
     enc = tok.apply_chat_template([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "dog"}],
                                   return_dict=True, return_assistant_tokens_mask=True)
     marked = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
-    assert tok.decode(marked) == "dog" + tok.eos_token
+    assert tok.decode(marked) == " dog" + tok.eos_token
+    ids = [t for t, m in zip(enc["input_ids"], enc["assistant_masks"]) if m]
+    assert len(ids) == 2, "the answer word after its leading space is one token, then end-of-text"
+    # Both shipped tokenizers carry the template the package defines
+    from course_utils.tokenizer import CHAT_TEMPLATE
+    assert tok.chat_template == CHAT_TEMPLATE == load_model("sft")[1].chat_template
     with pytest.raises(Exception, match="system"):
         tok.apply_chat_template([{"role": "system", "content": "x"}], tokenize=False)
 
@@ -82,7 +87,18 @@ def test_sft_model_follows_instructions_and_base_does_not():
     base, tok = load_model("base")
     sft, _ = load_model("sft")
     assert exact_match(base, tok, rows)["mean"] <= 0.05
-    assert exact_match(sft, tok, rows)["mean"] >= 0.7
+    scores = exact_match(sft, tok, rows)
+    assert scores["mean"] >= 0.9 and min(scores.values()) >= 0.8, scores
+
+
+def test_shipped_sft_report_meets_the_course_goal():
+    """The goal: held-out exact match >= 0.95 on average and >= 0.85 on every task."""
+    report = json.loads((SHIPPED["sft"] / "sft_report.json").read_text())
+    scores = dict(report["test_exact_match"])
+    assert scores.pop("mean") >= 0.95, report
+    assert min(scores.values()) >= 0.85, report
+    assert set(scores) == set(world.TASKS)
+    assert set(report["heldout_words_exact_match"]) >= {"uppercase", "reverse", "qa", "sentiment"}
 
 
 def test_greedy_generation_is_deterministic_and_sampling_is_seeded():
