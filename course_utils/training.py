@@ -146,6 +146,15 @@ def atomic_save_dir(path: str | os.PathLike, write: Callable[[Path], None]) -> P
     return path
 
 
+def _drop_load_time_keys(config_file: Path) -> None:
+    """Remove keys transformers records about *how* a tokenizer was loaded (not what it is)."""
+    if config_file.exists():
+        cfg = json.loads(config_file.read_text())
+        for key in ("is_local", "local_files_only"):
+            cfg.pop(key, None)
+        config_file.write_text(json.dumps(cfg, indent=2, ensure_ascii=False) + "\n")
+
+
 def save_checkpoint(path: str | os.PathLike, model, tokenizer=None, optimizer=None,
                     step: int = 0, history: Sequence[dict] = (),
                     config: TrainConfig | None = None,
@@ -159,6 +168,7 @@ def save_checkpoint(path: str | os.PathLike, model, tokenizer=None, optimizer=No
             model.save_pretrained(tmp)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp)
+            _drop_load_time_keys(tmp / "tokenizer_config.json")
         if optimizer is not None:
             torch.save({"optimizer": optimizer.state_dict(), "step": step}, tmp / STATE_FILE)
         (tmp / "history.json").write_text(json.dumps(

@@ -95,6 +95,22 @@ def test_pipeline_base_stage_prints_a_table_and_json_last():
     assert any(line.startswith("base_val_loss") and "|" in line for line in lines)
 
 
+def test_pipeline_sft_stage_trains_saves_and_reports(tmp_path):
+    """A short run of the real stage (20 steps): its checkpoint loads and its keys are there."""
+    out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "sft",
+                          "--sft-steps", "20", "--n-per-task", "5", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert set(metrics) == {"sft_exact_match", "sft_exact_match_min",
+                            "sft_heldout_words_exact_match", "seconds_sft"}
+    assert 0 <= metrics["sft_exact_match_min"] <= metrics["sft_exact_match"] <= 1
+    report = json.loads((tmp_path / "sft" / "sft_report.json").read_text())
+    assert report["steps"] == 20
+    from course_utils.models import load_model
+    model, _ = load_model(tmp_path / "sft")
+    assert model.config.model_type == "llama"
+
+
 def test_pipeline_rejects_unknown_stages():
     r = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "nope"],
                        capture_output=True, text=True, cwd=ROOT)
