@@ -27,6 +27,7 @@ import argparse
 import ast
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -181,8 +182,10 @@ def labs(out: Path | None = None) -> list[Path]:
 
 
 def _nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    # nbgrader runs the `alembic` command of its own environment: put that environment first
+    env = {**os.environ, "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "nbgrader", *args, "--log-level=WARN"],
-                          cwd=cwd, capture_output=True, text=True)
+                          cwd=cwd, capture_output=True, text=True, env=env)
     if check and proc.returncode != 0:
         raise RuntimeError(f"nbgrader {' '.join(args)} failed:\n{proc.stdout}\n{proc.stderr}")
     return proc

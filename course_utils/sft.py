@@ -51,8 +51,11 @@ def tokenize_documents(tokenizer, docs: Iterable[str]) -> list[dict[str, list[in
     its RL updates for the same reason). Each document is framed by end-of-text tokens, as
     in the packed pretraining stream.
     """
+    docs = list(docs)
+    if not docs:
+        return []
     eos = tokenizer.eos_token_id
-    ids = tokenizer(list(docs), add_special_tokens=False)["input_ids"]
+    ids = tokenizer(docs, add_special_tokens=False)["input_ids"]
     return [{"input_ids": [eos] + d + [eos], "labels": [IGNORE_INDEX] + d + [eos]} for d in ids]
 
 

@@ -139,3 +139,14 @@ def test_sft_loss_falls():
                      progress=False)
     assert result.losses[-1] < 0.6 * result.losses[0]
     assert all(math.isfinite(x) for x in result.losses)
+
+
+def test_replay_documents_are_fully_labelled_and_optional():
+    from course_utils.models import load_model
+    from course_utils.sft import IGNORE_INDEX, tokenize_documents
+    _, tok = load_model("base")
+    assert tokenize_documents(tok, []) == []
+    [ex] = tokenize_documents(tok, ["7 plus 5 is 12."])
+    eos = tok.eos_token_id
+    assert ex["input_ids"][0] == eos and ex["input_ids"][-1] == eos
+    assert ex["labels"][0] == IGNORE_INDEX and ex["labels"][1:] == ex["input_ids"][1:]
