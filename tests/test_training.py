@@ -121,7 +121,7 @@ def test_sft_masks_the_prompt_and_pads(tiny):
     tok = load_tokenizer("base")
     ex = tokenize_chat(tok, "What is 2 plus 3?", "5")
     answer = [t for t, l in zip(ex["input_ids"], ex["labels"]) if l != IGNORE_INDEX]
-    assert tok.decode(answer) == "5" + tok.eos_token
+    assert tok.decode(answer) == " 5" + tok.eos_token  # the template starts each message with a space
     unmasked = tokenize_chat(tok, "What is 2 plus 3?", "5", mask_prompt=False)
     assert unmasked["labels"] == unmasked["input_ids"]
     batch = collate_sft([ex, tokenize_chat(tok, "Reverse the words: dog cat", "cat dog")], tok.pad_token_id)
