@@ -12,6 +12,13 @@ Stages:
           task (``sft_exact_match_min``), plus held-out-words accuracy. Writes the checkpoint
           to ``--out/sft``; ``--ship`` writes it to the package instead, where
           ``load_model("sft")`` and the later chapters find it.
+    qlearning     tabular Q-learning on slippery FrozenLake 4x4; ``frozenlake_success``: success
+                  rate of the greedy policy over 1,000 evaluation episodes (and the optimum's,
+                  from value iteration, for comparison).
+    dqn           DQN on CartPole-v1; ``dqn_cartpole_return``: mean return of the last 20
+                  training episodes (and of 20 greedy evaluation episodes).
+    ppo_cartpole  PPO on CartPole-v1 with the course's PPO core; ``ppo_cartpole_return``: mean
+                  return of the last 20 training episodes (and of 20 greedy evaluation episodes).
 """
 
 from __future__ import annotations
@@ -55,8 +62,46 @@ def stage_sft(args: argparse.Namespace) -> dict[str, float]:
             "sft_heldout_words_exact_match": round(held_mean, 4)}
 
 
+def stage_qlearning(args: argparse.Namespace) -> dict[str, float]:
+    """Q-learning on slippery FrozenLake 4x4, compared with value iteration's optimal policy."""
+    import gymnasium as gym
+
+    from . import tabular
+    env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)
+    P, R = tabular.mdp_arrays(env)
+    _, optimal, _, _ = tabular.value_iteration(P, R, gamma=tabular.FROZENLAKE_QLEARNING["gamma"])
+    res = tabular.q_learning(env, seed=args.seed, progress=True, **tabular.FROZENLAKE_QLEARNING)
+    success = tabular.evaluate_policy(env, tabular.greedy_policy(res.Q), episodes=1000, seed=args.seed)
+    best = tabular.evaluate_policy(env, optimal, episodes=1000, seed=args.seed)
+    print(f"  greedy Q-learning policy: success {success:.3f}; value-iteration optimum: {best:.3f}")
+    return {"frozenlake_success": round(success, 3), "frozenlake_optimal_success": round(best, 3)}
+
+
+def stage_dqn(args: argparse.Namespace) -> dict[str, float]:
+    """DQN on CartPole-v1 with a replay buffer, a target network and the Huber loss."""
+    import gymnasium as gym
+
+    from .dqn import DQNConfig, evaluate_q, train_dqn
+    res = train_dqn(gym.make("CartPole-v1"), DQNConfig(seed=args.seed))
+    last = sum(res.returns[-20:]) / len(res.returns[-20:])
+    greedy = evaluate_q(gym.make("CartPole-v1"), res.q_net, episodes=20)
+    print(f"  {len(res.returns)} episodes; last 20 mean return {last:.1f}; greedy {sum(greedy) / 20:.1f}")
+    return {"dqn_cartpole_return": round(last, 1), "dqn_cartpole_greedy_return": round(sum(greedy) / 20, 1)}
+
+
+def stage_ppo_cartpole(args: argparse.Namespace) -> dict[str, float]:
+    """PPO on CartPole-v1 with the course's PPO core (course_utils.ppo)."""
+    from .policy_gradient import PPOConfig, evaluate_agent, train_ppo
+    res = train_ppo(PPOConfig(seed=args.seed))
+    last = sum(res.returns[-20:]) / len(res.returns[-20:])
+    greedy = evaluate_agent(res.agent, episodes=20)
+    print(f"  {len(res.returns)} episodes; last 20 mean return {last:.1f}; greedy {sum(greedy) / 20:.1f}")
+    return {"ppo_cartpole_return": round(last, 1), "ppo_cartpole_greedy_return": round(sum(greedy) / 20, 1)}
+
+
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
-    "base": stage_base, "sft": stage_sft}
+    "base": stage_base, "sft": stage_sft, "qlearning": stage_qlearning, "dqn": stage_dqn,
+    "ppo_cartpole": stage_ppo_cartpole}
 
 
 def main(argv: list[str] | None = None) -> dict[str, float]:
