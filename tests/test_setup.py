@@ -50,11 +50,13 @@ def test_makefile_installs_cpu_torch_first_and_ci_runs_make_test():
     assert "make lab" in readme and "make test" in readme
 
 
-NOTEBOOKS = sorted(p for d in ["chapters", "labs", "solutions"] for p in (ROOT / d).glob("*.ipynb"))
+NOTEBOOKS = sorted(p for d in ["chapters", "labs", "solutions"] for p in (ROOT / d).glob("**/*.ipynb")
+                   if ".ipynb_checkpoints" not in p.parts)
 
 
 def test_notebooks_are_clean():
     assert NOTEBOOKS, "no notebooks found"
+    assert any(p.parent.name.startswith("lab") for p in NOTEBOOKS), "lab notebooks are checked too"
     machine_path = re.compile(r"(/home/|/root/|/tmp/|/Users/|/work/|C:\\\\)")
     for path in NOTEBOOKS:
         nb = json.loads(path.read_text())
