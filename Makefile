@@ -32,7 +32,7 @@ lab: setup
 	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" \
 	    --LabApp.default_url=/lab/tree/chapters
 
-# Unit tests and every notebook (chapters/, and solutions/ once labs exist), offline.
+# Unit tests, the lab grading tests, every chapter and every lab solution notebook, offline.
 test: setup
 	$(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v
 
