@@ -111,7 +111,7 @@ def train_dqn(env, config: DQNConfig = DQNConfig(), progress: bool = True) -> DQ
     result = DQNResult(q_net)
     s, _ = env.reset(seed=config.seed)
     episode_return = 0.0
-    bar = tqdm(range(config.total_steps), desc="DQN", disable=not progress)
+    bar = tqdm(range(config.total_steps), desc="DQN", disable=not progress, mininterval=0.5)
     for step in bar:
         frac = min(1.0, step / (config.eps_fraction * config.total_steps))
         eps = config.eps_start + frac * (config.eps_end - config.eps_start)
@@ -127,7 +127,7 @@ def train_dqn(env, config: DQNConfig = DQNConfig(), progress: bool = True) -> DQ
         if terminated or truncated:
             result.returns.append(episode_return)
             result.episode_ends.append(step + 1)
-            bar.set_postfix(ret=f"{np.mean(result.returns[-20:]):.0f}")
+            bar.set_postfix(ret=f"{np.mean(result.returns[-20:]):.0f}", refresh=False)
             episode_return = 0.0
             s, _ = env.reset()
         if step >= config.learning_starts and step % config.train_every == 0:

@@ -91,7 +91,7 @@ def train_ppo(config: PPOConfig = PPOConfig(), progress: bool = True) -> PPOResu
     ep_ret = np.zeros(config.n_envs)
     rollouts = config.total_steps // (config.n_envs * config.n_steps)
     T, N = config.n_steps, config.n_envs
-    bar = tqdm(range(rollouts), desc="PPO", disable=not progress)
+    bar = tqdm(range(rollouts), desc="PPO", disable=not progress, mininterval=0.5)
     for it in bar:
         if config.anneal_lr:
             optimizer.param_groups[0]["lr"] = config.lr * (1 - it / rollouts)
@@ -129,7 +129,7 @@ def train_ppo(config: PPOConfig = PPOConfig(), progress: bool = True) -> PPOResu
                            max_grad_norm=config.max_grad_norm, generator=gen)
         result.updates.append(stats)
         if result.returns:
-            bar.set_postfix(ret=f"{np.mean(result.returns[-20:]):.0f}")
+            bar.set_postfix(ret=f"{np.mean(result.returns[-20:]):.0f}", refresh=False)
     env.close()
     return result
 

@@ -132,7 +132,7 @@ def q_learning(env, episodes: int, alpha: float = 0.1, gamma: float = 0.99,
     episodes_iter = range(episodes)
     if progress:
         from tqdm.auto import tqdm
-        episodes_iter = tqdm(episodes_iter, desc="Q-learning")
+        episodes_iter = tqdm(episodes_iter, desc="Q-learning", mininterval=0.5)
     for ep in episodes_iter:
         eps = eps0 + (eps1 - eps0) * ep / max(1, episodes - 1)
         s, _ = env.reset(seed=int(rng.integers(2**31)) if ep == 0 else None)

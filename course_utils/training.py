@@ -237,7 +237,10 @@ def train(model: torch.nn.Module, data: Sequence, collate: Callable[[list], dict
         from .plotting import LiveLossPlot
         plot = LiveLossPlot(title=config.desc)
     result = TrainResult(history=history, steps_done=start)
+    # mininterval: at most two redraws a second; a notebook's message channel drops messages
+    # (including the one that says a cell has finished) when a long cell floods it
     bar = tqdm(range(start, config.steps), desc=config.desc, initial=start, total=config.steps,
+               mininterval=0.5,
                disable=not (progress and accelerator.is_main_process), leave=True)
     t0 = time.perf_counter()
     running, n_running = 0.0, 0
