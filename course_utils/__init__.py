@@ -9,8 +9,14 @@ Layers, each importing only those above it in this list:
 * :mod:`course_utils.training` — the one training loop (seeded, checkpoints, Accelerate);
   :mod:`course_utils.pretrain` — pretraining the base model; :mod:`course_utils.sft` — instruction tuning;
   :mod:`course_utils.evaluation` — exact match on the instruction tasks;
+* the RL core, which knows nothing of language models: :mod:`course_utils.tabular` — Bellman
+  solvers and Q-learning; :mod:`course_utils.dqn` — DQN; :mod:`course_utils.ppo` — GAE and the
+  PPO core (used for CartPole and, later, the language model);
+  :mod:`course_utils.policy_gradient` — PPO on Gymnasium environments;
 * :mod:`course_utils.plotting` — plots any chapter may use;
-* :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``; nothing imports it.
+* :mod:`course_utils.grading` — nbgrader: generating the labs, grading submissions (``make labs``,
+  ``make grade``); :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``; nothing
+  imports either.
 """
 
 __version__ = "0.1.0"
