@@ -52,8 +52,12 @@ def _type_name(t: type) -> str:
             list: "a list", dict: "an object"}.get(t, t.__name__)
 
 
-def validate_row(row: object, schema: Mapping[str, type], where: str) -> dict:
-    """Check one decoded row against ``schema`` ({field: type}); ``where`` is "file:line"."""
+def validate_row(row: object, schema: Mapping[str, type], where: str,
+                 allow_empty: Iterable[str] = ()) -> dict:
+    """Check one decoded row against ``schema`` ({field: type}); ``where`` is "file:line".
+
+    String fields must not be blank, except those named in ``allow_empty``.
+    """
     if not isinstance(row, dict):
         raise JSONLError(f"{where}: expected a JSON object, got {type(row).__name__}")
     for field, typ in schema.items():
@@ -66,7 +70,7 @@ def validate_row(row: object, schema: Mapping[str, type], where: str) -> dict:
         if not ok:
             raise JSONLError(f"{where}: field {field!r} must be {_type_name(typ)}, "
                              f"got {json.dumps(value)[:40]}")
-        if typ is str and not value.strip():
+        if typ is str and not value.strip() and field not in allow_empty:
             raise JSONLError(f"{where}: field {field!r} is empty")
     return row
 

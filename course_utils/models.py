@@ -1,7 +1,7 @@
 """Loading models and tokenizers, and generating text.
 
 One loader for everything: :func:`load_model` takes the name of a checkpoint shipped with
-the course (``"base"``, ``"sft"``), any local folder saved with ``save_pretrained``,
+the course (``"base"``, ``"sft"``, the reward model ``"rm"``), any local folder saved with ``save_pretrained``,
 or a Hugging Face hub id such as ``"HuggingFaceTB/SmolLM2-135M-Instruct"``. Weights are
 read from safetensors only. With ``HF_HUB_OFFLINE=1`` (as in the tests) a hub id that is
 not in the local cache gives one clear error instead of a stack of HTTP retries.
@@ -24,7 +24,7 @@ from .tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: Checkpoints that ship with the course, by short name.
-SHIPPED = {"base": ASSETS / "base", "sft": ASSETS / "sft"}
+SHIPPED = {"base": ASSETS / "base", "sft": ASSETS / "sft", "rm": ASSETS / "rm"}
 
 
 @contextmanager
@@ -37,6 +37,22 @@ def quiet_progress_bars() -> Iterator[None]:
     finally:
         if was_on:
             hf_logging.enable_progress_bar()
+
+
+@contextmanager
+def _quiet_new_head(quiet: bool) -> Iterator[None]:
+    """Silence transformers' load report, which lists a new classifier head as "MISSING".
+
+    A reward model made from a language model *always* gets a new, freshly initialised
+    head (``score.weight``); that is expected, not a problem worth a table of warnings.
+    """
+    old = hf_logging.get_verbosity()
+    if quiet:
+        hf_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(old)
 
 
 class ModelNotFoundError(OSError):
@@ -123,7 +139,7 @@ def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm"
     if auto is None:
         raise ValueError(f"kind must be 'causal-lm' or 'classifier', not {kind!r}")
     extra = {"num_labels": num_labels} if kind == "classifier" else {}
-    with quiet_progress_bars():  # a bar per load is noise in a notebook
+    with quiet_progress_bars(), _quiet_new_head(kind == "classifier"):
         model = auto.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id

@@ -12,6 +12,11 @@ Stages:
           task (``sft_exact_match_min``), plus held-out-words accuracy. Writes the checkpoint
           to ``--out/sft``; ``--ship`` writes it to the package instead, where
           ``load_model("sft")`` and the later chapters find it.
+    rm    reward model (:func:`reward_model.build_reward_model`): pairs of SFT samples labelled
+          by simulated labelers, a Bradley-Terry reward model on the SFT weights;
+          ``rm_accuracy``: its pairwise accuracy against the gold preference on pairs from
+          new samples; ``labeler_agreement``: how often the labelers agreed with gold.
+          Writes ``--out/rm``, or with ``--ship`` the package's ``rm`` checkpoint.
     qlearning     tabular Q-learning on slippery FrozenLake 4x4; ``frozenlake_success``: success
                   rate of the greedy policy over 1,000 evaluation episodes (and the optimum's,
                   from value iteration, for comparison).
@@ -62,6 +67,17 @@ def stage_sft(args: argparse.Namespace) -> dict[str, float]:
             "sft_heldout_words_exact_match": round(held_mean, 4)}
 
 
+def stage_rm(args: argparse.Namespace) -> dict[str, float]:
+    """Reward model from simulated preference labels on SFT samples; ``--ship`` puts it in the package."""
+    from .reward_model import build_reward_model
+    out = SHIPPED["rm"] if args.ship else Path(args.out) / "rm"
+    report = build_reward_model(out, n_prompts=args.rm_prompts, seed=args.seed)
+    print(f"  {report['pairs']} labelled pairs; accuracy vs gold {report['accuracy_vs_gold']:.3f} "
+          f"(vs held-out labels {report['accuracy_vs_labels']:.3f}); labelers agree with gold "
+          f"{report['labeler_agreement']:.3f}; saved to {out}")
+    return {"rm_accuracy": report["accuracy_vs_gold"], "labeler_agreement": report["labeler_agreement"]}
+
+
 def stage_qlearning(args: argparse.Namespace) -> dict[str, float]:
     """Q-learning on slippery FrozenLake 4x4, compared with value iteration's optimal policy."""
     import gymnasium as gym
@@ -100,7 +116,7 @@ def stage_ppo_cartpole(args: argparse.Namespace) -> dict[str, float]:
 
 
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
-    "base": stage_base, "sft": stage_sft, "qlearning": stage_qlearning, "dqn": stage_dqn,
+    "base": stage_base, "sft": stage_sft, "rm": stage_rm, "qlearning": stage_qlearning, "dqn": stage_dqn,
     "ppo_cartpole": stage_ppo_cartpole}
 
 
@@ -117,6 +133,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--ship", action="store_true",
                     help="write trained checkpoints into the package (replaces the shipped ones)")
     ap.add_argument("--sft-steps", type=int, default=1500, help="SFT optimisation steps")
+    ap.add_argument("--rm-prompts", type=int, default=4000,
+                    help="prompts (pairs of samples) labelled for the reward model")
     args = ap.parse_args(argv)
     names = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in names if s not in STAGES]
