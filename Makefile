@@ -15,7 +15,7 @@ GRADING_DIR ?= $(HOME)/course-grading
 SOURCE ?= solutions
 TIMEOUT ?= 60
 
-.PHONY: setup lab test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
+.PHONY: setup browser lab test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
 
 # torch first, so that no multi-GB CUDA build is pulled in; then the pinned stack.
 $(STAMP): pyproject.toml
@@ -27,14 +27,23 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)
 
+# The browser tests drive Debian's Chromium with Playwright (never a downloaded browser).
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+browser:
+	@test -x $(CHROMIUM) || { echo "installing Debian's chromium for the browser tests"; \
+	    $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "no $(CHROMIUM): install Chromium, or set CHROMIUM=/path/to/chromium"; exit 1; }
+
 lab: setup
 	@echo "Opening JupyterLab on chapters/ (the URL with its token is printed below)"
 	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" \
 	    --LabApp.default_url=/lab/tree/chapters
 
-# Unit tests, the lab grading tests, every chapter and every lab solution notebook, offline.
-test: setup
-	$(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v
+# Unit tests, the lab grading and browser tests, every chapter and every lab solution notebook, offline.
+test: setup browser
+	COURSE_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v
 
 test-unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest tests -x -q

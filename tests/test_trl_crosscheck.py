@@ -33,3 +33,37 @@ def test_course_sft_loss_equals_trl_sfttrainer(tmp_path):
     assert torch.equal(trl_batch["input_ids"], ours["input_ids"])
     assert torch.equal(trl_batch["labels"], ours["labels"])
     assert abs(trl_loss.item() - course_loss.item()) < 1e-5, (trl_loss.item(), course_loss.item())
+
+
+def test_course_reward_loss_equals_trl_rewardtrainer(tmp_path):
+    """Same model, same pairs: TRL's tokenization and collation give the course's batch, and the same loss."""
+    from trl import RewardConfig, RewardTrainer
+
+    from course_utils.reward_model import collate_preferences, reward_model_loss, tokenize_preferences
+
+    model, tok = load_model("rm", kind="classifier")
+    rows = [{"prompt": "Write a sentence about a dog.", "chosen": "The happy dog runs in the park.",
+             "rejected": "The dog dog dog."},
+            {"prompt": "Describe a cup in one sentence.", "chosen": "Mia has a lovely red cup.",
+             "rejected": "The sad cup is bad and mean and very very long today."},
+            {"prompt": "Tell me something about a fox.", "chosen": "A kind fox plays with Tom.",
+             "rejected": "The fox."}]
+    conversational = Dataset.from_list([
+        {"prompt": [{"role": "user", "content": r["prompt"]}],
+         "chosen": [{"role": "assistant", "content": r["chosen"]}],
+         "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
+    config = RewardConfig(output_dir=str(tmp_path), bf16=False, gradient_checkpointing=False, use_cpu=True,
+                          report_to=[], per_device_train_batch_size=len(rows), max_length=256,
+                          dataset_num_proc=None, disable_tqdm=True, center_rewards_coefficient=None)
+    trainer = RewardTrainer(model=model, args=config, processing_class=tok, train_dataset=conversational)
+    features = [trainer.train_dataset[i] for i in range(len(rows))]
+    trl_batch = trainer.data_collator(features)
+    ours = collate_preferences(tokenize_preferences(tok, rows), tok.pad_token_id)
+    assert torch.equal(trl_batch["input_ids"], ours["input_ids"])
+    assert torch.equal(trl_batch["attention_mask"], ours["attention_mask"])
+    model.eval()
+    with torch.no_grad():
+        trl_loss = trainer.compute_loss(model, dict(trl_batch))
+        course_loss = reward_model_loss(model, ours)
+    assert abs(trl_loss.item() - course_loss.item()) < 1e-5, (trl_loss.item(), course_loss.item())
+    assert course_loss.item() > 0.01  # a real loss, not a degenerate zero
