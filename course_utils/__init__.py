@@ -13,6 +13,11 @@ Layers, each importing only those above it in this list:
   solvers and Q-learning; :mod:`course_utils.dqn` — DQN; :mod:`course_utils.ppo` — GAE and the
   PPO core (used for CartPole and, later, the language model);
   :mod:`course_utils.policy_gradient` — PPO on Gymnasium environments;
+* RLHF on the language model: :mod:`course_utils.reward_model` — comparison pairs, the
+  Bradley-Terry loss, training and scoring reward models;
+* beside them, on the data layer alone: :mod:`course_utils.feedback` — the append-only
+  preference store and simulated labelers; :mod:`course_utils.labeling` — the ipywidgets
+  labeling widget;
 * :mod:`course_utils.plotting` — plots any chapter may use;
 * :mod:`course_utils.grading` — nbgrader: generating the labs, grading submissions (``make labs``,
   ``make grade``); :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``; nothing

@@ -113,6 +113,21 @@ def test_pipeline_sft_stage_trains_saves_and_reports(tmp_path):
     assert model.config.model_type == "llama"
 
 
+def test_pipeline_rm_stage_trains_saves_and_reports(tmp_path):
+    """A short run of the real stage (300 prompts): its checkpoint loads as a classifier."""
+    out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "rm",
+                          "--rm-prompts", "300", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert set(metrics) == {"rm_accuracy", "labeler_agreement", "seconds_rm"}
+    assert 0.6 < metrics["labeler_agreement"] < 0.95 and metrics["rm_accuracy"] > 0.5
+    report = json.loads((tmp_path / "rm" / "rm_report.json").read_text())
+    assert report["pairs"] <= 300 and report["accuracy_vs_gold"] == metrics["rm_accuracy"]
+    from course_utils.models import load_model
+    model, _ = load_model(tmp_path / "rm", kind="classifier")
+    assert model.config.num_labels == 1
+
+
 def test_pipeline_rejects_unknown_stages():
     r = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "nope"],
                        capture_output=True, text=True, cwd=ROOT)
