@@ -39,7 +39,7 @@ from pathlib import Path
 from datasets import Dataset
 
 from . import world
-from .jsonl import JSONLError, validate_row
+from .jsonl import JSONLError, json_lines, validate_row
 
 #: The fields of one line of a preference file, with their types.
 PREFERENCE_SCHEMA: dict[str, type] = {
@@ -116,17 +116,8 @@ class PreferenceStore:
                       "Every complete label is kept.", PartialLineWarning, stacklevel=3)
 
     def _read(self) -> None:
-        with open(self.path, encoding="utf-8") as f:
-            for lineno, line in enumerate(f, start=1):
-                if not line.strip():
-                    continue
-                where = f"{self.path}:{lineno}"
-                try:
-                    row = json.loads(line)
-                except json.JSONDecodeError as e:
-                    raise JSONLError(f"{where}: not valid JSON ({e.msg} at column {e.colno}); "
-                                     "only a half-written *last* line is skipped") from None
-                self.rows.append(validate_preference(row, where))
+        for where, row in json_lines(self.path, hint="; only a half-written *last* line is skipped"):
+            self.rows.append(validate_preference(row, where))
 
     # -- writing ------------------------------------------------------------------
     def _append(self, row: dict) -> dict:

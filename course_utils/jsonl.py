@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 from datasets import Dataset
@@ -75,6 +75,23 @@ def validate_row(row: object, schema: Mapping[str, type], where: str,
     return row
 
 
+def json_lines(path: str | os.PathLike, hint: str = "") -> Iterator[tuple[str, object]]:
+    """``("file:line", decoded value)`` for every non-blank line of ``path``.
+
+    Raises :class:`JSONLError` naming the line when one is not valid JSON (``hint`` is
+    added to that message).
+    """
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{lineno}"
+            try:
+                yield where, json.loads(line)
+            except json.JSONDecodeError as e:
+                raise JSONLError(f"{where}: not valid JSON ({e.msg} at column {e.colno}){hint}") from None
+
+
 def read_jsonl(path: str | os.PathLike, schema: Mapping[str, type] | None = None) -> Dataset:
     """Read a JSONL file into a :class:`datasets.Dataset`, validating every line.
 
@@ -86,17 +103,7 @@ def read_jsonl(path: str | os.PathLike, schema: Mapping[str, type] | None = None
     schema = INSTRUCTION_SCHEMA if schema is None else schema
     if not path.exists():
         raise JSONLError(f"{path}: no such file")
-    rows: list[dict] = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{lineno}"
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise JSONLError(f"{where}: not valid JSON ({e.msg} at column {e.colno})") from None
-            rows.append(validate_row(row, schema, where))
+    rows = [validate_row(row, schema, where) for where, row in json_lines(path)]
     if not rows:
         raise JSONLError(f"{path}: the file holds no rows (empty data set)")
     return Dataset.from_list(rows)
