@@ -14,7 +14,10 @@ Layers, each importing only those above it in this list:
   PPO core (used for CartPole and, later, the language model);
   :mod:`course_utils.policy_gradient` — PPO on Gymnasium environments;
 * RLHF on the language model: :mod:`course_utils.reward_model` — comparison pairs, the
-  Bradley-Terry loss, training and scoring reward models;
+  Bradley-Terry loss, training and scoring reward models; :mod:`course_utils.rlhf` — PPO for
+  the language model on the shared PPO core (rollouts, KL estimators, token rewards);
+  :mod:`course_utils.dpo` — direct preference optimisation; :mod:`course_utils.grpo` — group
+  relative policy optimisation with a verifiable reward;
 * beside them, on the data layer alone: :mod:`course_utils.feedback` — the append-only
   preference store and simulated labelers; :mod:`course_utils.labeling` — the ipywidgets
   labeling widget;

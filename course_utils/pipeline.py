@@ -17,6 +17,22 @@ Stages:
           ``rm_accuracy``: its pairwise accuracy against the gold preference on pairs from
           new samples; ``labeler_agreement``: how often the labelers agreed with gold.
           Writes ``--out/rm``, or with ``--ship`` the package's ``rm`` checkpoint.
+    ppo   PPO with a KL penalty against the SFT model, the reward model as reward
+          (:func:`rlhf.train_ppo_rlhf`); ``ppo_gold_gain``: mean gold reward of the PPO
+          policy's temperature-1 samples minus the SFT model's, on the same held-out prompts
+          and seed; ``ppo_kl``: KL(policy || SFT) in nats per response on those samples.
+    dpo   DPO (beta 0.5) on preference labels of SFT samples (:func:`dpo.run_dpo`);
+          ``dpo_gold_gain`` and ``dpo_kl`` measured as for PPO.
+    grpo  GRPO on addition problems with a verifiable reward (:func:`grpo.train_grpo`), on
+          the validation split's addition prompts (operand pairs never seen in SFT);
+          ``grpo_accuracy_gain``: exact-match accuracy of temperature-1 samples on those
+          problems, after minus before; ``grpo_test_accuracy_*``: the same on the test
+          split's pairs, which GRPO never practised.
+
+Stages run in the order given; a stage that needs a checkpoint (``sft`` for ``rm``,
+``ppo``, ``dpo``, ``grpo``; ``rm`` for ``ppo``) takes the one an earlier stage of the same
+command trained, else the shipped one. With no ``--stages`` every stage runs, from the
+shipped base model: SFT, reward model, PPO, DPO, GRPO, then the classic RL stages.
     qlearning     tabular Q-learning on slippery FrozenLake 4x4; ``frozenlake_success``: success
                   rate of the greedy policy over 1,000 evaluation episodes (and the optimum's,
                   from value iteration, for comparison).
@@ -56,10 +72,16 @@ def stage_base(args: argparse.Namespace) -> dict[str, float]:
     return {"base_val_loss": round(val, 4), "base_exact_match": round(scores["mean"], 4)}
 
 
+def checkpoint(args: argparse.Namespace, name: str) -> str | Path:
+    """The checkpoint ``name`` trained earlier in this command, else the shipped one."""
+    return args.produced.get(name, name)
+
+
 def stage_sft(args: argparse.Namespace) -> dict[str, float]:
     """SFT from the shipped base model; the checkpoint goes to ``--out/sft`` or, with ``--ship``, the package."""
     out = SHIPPED["sft"] if args.ship else Path(args.out) / "sft"
     report = build_sft_model(out, steps=args.sft_steps, seed=args.seed, n_per_task=args.n_per_task)
+    args.produced["sft"] = out
     test, held = dict(report["test_exact_match"]), dict(report["heldout_words_exact_match"])
     mean, held_mean = test.pop("mean"), held.pop("mean")
     print(f"  saved to {out}")
@@ -71,11 +93,74 @@ def stage_rm(args: argparse.Namespace) -> dict[str, float]:
     """Reward model from simulated preference labels on SFT samples; ``--ship`` puts it in the package."""
     from .reward_model import build_reward_model
     out = SHIPPED["rm"] if args.ship else Path(args.out) / "rm"
-    report = build_reward_model(out, n_prompts=args.rm_prompts, seed=args.seed)
+    report = build_reward_model(out, n_prompts=args.rm_prompts, seed=args.seed, policy=checkpoint(args, "sft"))
+    args.produced["rm"] = out
     print(f"  {report['pairs']} labelled pairs; accuracy vs gold {report['accuracy_vs_gold']:.3f} "
           f"(vs held-out labels {report['accuracy_vs_labels']:.3f}); labelers agree with gold "
           f"{report['labeler_agreement']:.3f}; saved to {out}")
     return {"rm_accuracy": report["accuracy_vs_gold"], "labeler_agreement": report["labeler_agreement"]}
+
+
+def _gold_comparison(policy, ref, rm, tok, args) -> tuple[dict, dict]:
+    """Temperature-1 samples of ``ref`` (the SFT model) and ``policy`` on the same held-out prompts and seed."""
+    from .rlhf import evaluate_policy
+    prompts = list(world.open_prompts(seed=args.seed + 50, n=args.eval_prompts)["prompt"])
+    before = evaluate_policy(ref, rm, tok, prompts, ref=ref, n_samples=2, seed=args.seed)
+    after = evaluate_policy(policy, rm, tok, prompts, ref=ref, n_samples=2, seed=args.seed)
+    print(f"  SFT:    gold {before['gold']:+.3f}  proxy {before['proxy']:+.3f}")
+    print(f"  tuned:  gold {after['gold']:+.3f}  proxy {after['proxy']:+.3f}  KL {after['kl']:.2f} nats")
+    return before, after
+
+
+def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
+    """PPO-RLHF from the SFT model against the reward model, with a KL penalty."""
+    from .rlhf import RLHFConfig, train_ppo_rlhf
+    from .training import save_checkpoint
+    policy, tok = load_model(checkpoint(args, "sft"))
+    ref, _ = load_model(checkpoint(args, "sft"))
+    rm, _ = load_model(checkpoint(args, "rm"), kind="classifier")
+    prompts = list(world.open_prompts(seed=args.seed + 1, n=4000)["prompt"])
+    res = train_ppo_rlhf(policy, ref, rm, tok, prompts, RLHFConfig(steps=args.ppo_steps, seed=args.seed))
+    before, after = _gold_comparison(policy, ref, rm, tok, args)
+    save_checkpoint(Path(args.out) / "ppo", policy, tok, history=res.history)
+    return {"ppo_gold_gain": round(after["gold"] - before["gold"], 4), "ppo_kl": round(after["kl"], 3)}
+
+
+def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
+    """DPO from the SFT model on simulated preference labels of its samples."""
+    from .dpo import run_dpo
+    from .reward_model import preference_data
+    from .training import TrainConfig, save_checkpoint
+    policy, tok = load_model(checkpoint(args, "sft"))
+    ref, _ = load_model(checkpoint(args, "sft"))
+    rm, _ = load_model(checkpoint(args, "rm"), kind="classifier")
+    labels = preference_data(ref, tok, args.dpo_prompts, seed=args.seed, prompt_seed=args.seed + 1)
+    cfg = TrainConfig(steps=args.dpo_steps, batch_size=32, lr=args.dpo_lr, warmup_steps=10, log_every=10,
+                      seed=args.seed, desc="DPO")
+    res = run_dpo(policy, ref, tok, labels, cfg, beta=args.dpo_beta)
+    before, after = _gold_comparison(policy, ref, rm, tok, args)
+    save_checkpoint(Path(args.out) / "dpo", policy, tok, history=res.history)
+    return {"dpo_gold_gain": round(after["gold"] - before["gold"], 4), "dpo_kl": round(after["kl"], 3)}
+
+
+def stage_grpo(args: argparse.Namespace) -> dict[str, float]:
+    """GRPO on the addition task: reward 1 for an exact answer, group-relative advantages."""
+    from .grpo import GRPOConfig, sampled_accuracy, train_grpo
+    from .training import save_checkpoint
+    policy, tok = load_model(checkpoint(args, "sft"))
+    ref, _ = load_model(checkpoint(args, "sft"))
+    data = world.make_instruction_data(args.seed)
+    practice = [r for r in data["validation"] if r["task"] == "add"]
+    test_rows = [r for r in data["test"] if r["task"] == "add"]
+    before, test_before = sampled_accuracy(ref, tok, practice, seed=args.seed), sampled_accuracy(ref, tok, test_rows, seed=args.seed)
+    res = train_grpo(policy, ref, tok, practice, GRPOConfig(steps=args.grpo_steps, seed=args.seed))
+    after, test_after = sampled_accuracy(policy, tok, practice, seed=args.seed), sampled_accuracy(policy, tok, test_rows, seed=args.seed)
+    print(f"  addition, temperature-1 samples: practised problems {before:.3f} -> {after:.3f}; "
+          f"new pairs {test_before:.3f} -> {test_after:.3f}")
+    save_checkpoint(Path(args.out) / "grpo", policy, tok, history=res.history)
+    return {"grpo_accuracy_before": round(before, 4), "grpo_accuracy_after": round(after, 4),
+            "grpo_accuracy_gain": round(after - before, 4), "grpo_test_accuracy_before": round(test_before, 4),
+            "grpo_test_accuracy_after": round(test_after, 4)}
 
 
 def stage_qlearning(args: argparse.Namespace) -> dict[str, float]:
@@ -116,7 +201,8 @@ def stage_ppo_cartpole(args: argparse.Namespace) -> dict[str, float]:
 
 
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
-    "base": stage_base, "sft": stage_sft, "rm": stage_rm, "qlearning": stage_qlearning, "dqn": stage_dqn,
+    "base": stage_base, "sft": stage_sft, "rm": stage_rm, "ppo": stage_ppo, "dpo": stage_dpo,
+    "grpo": stage_grpo, "qlearning": stage_qlearning, "dqn": stage_dqn,
     "ppo_cartpole": stage_ppo_cartpole}
 
 
@@ -135,7 +221,16 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--sft-steps", type=int, default=1500, help="SFT optimisation steps")
     ap.add_argument("--rm-prompts", type=int, default=4000,
                     help="prompts (pairs of samples) labelled for the reward model")
+    ap.add_argument("--ppo-steps", type=int, default=50, help="PPO steps (rollouts of 64)")
+    ap.add_argument("--dpo-prompts", type=int, default=2000, help="labelled pairs for DPO")
+    ap.add_argument("--dpo-steps", type=int, default=125, help="DPO optimisation steps (batch 32)")
+    ap.add_argument("--dpo-beta", type=float, default=0.5)
+    ap.add_argument("--dpo-lr", type=float, default=1e-4)
+    ap.add_argument("--grpo-steps", type=int, default=40, help="GRPO steps (16 prompts x 8 answers)")
+    ap.add_argument("--eval-prompts", type=int, default=200,
+                    help="held-out open prompts for the gold comparisons (2 samples each)")
     args = ap.parse_args(argv)
+    args.produced = {}
     names = [s.strip() for s in args.stages.split(",") if s.strip()]
     unknown = [s for s in names if s not in STAGES]
     if unknown or not names:

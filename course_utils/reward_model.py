@@ -166,29 +166,41 @@ def gold_preference_pairs(pairs: Iterable[Mapping]) -> list[dict]:
     return rows
 
 
+def preference_data(policy, tokenizer, n_prompts: int, betas: Sequence[float] = (1.5, 2.0, 3.0),
+                    seed: int = 0, prompt_seed: int = 1, id_prefix: str = "train") -> Dataset:
+    """Pairs of ``policy`` samples on ``n_prompts`` open prompts, labelled by the simulated labelers.
+
+    The course's standard preference data: the reward model (and DPO) train on it.
+    """
+    from . import world
+    from .feedback import default_labelers, simulate_labels
+    prompts = world.open_prompts(seed=prompt_seed, n=n_prompts)["prompt"]
+    pairs = sample_pairs(policy, tokenizer, prompts, seed=seed, id_prefix=id_prefix)
+    return simulate_labels(pairs, default_labelers(betas, seed))
+
+
 def build_reward_model(out: str | Path, n_prompts: int = 4000, epochs: float = 2.0,
                        batch_size: int = 32, lr: float = 1e-4, betas: Sequence[float] = (1.5, 2.0, 3.0),
-                       n_test_prompts: int = 1000, seed: int = 0) -> dict:
-    """Sample comparisons from the SFT model, label them with simulated labelers, train, save.
+                       n_test_prompts: int = 1000, seed: int = 0, policy: str | Path = "sft") -> dict:
+    """Sample comparisons from the ``policy`` checkpoint, label them with simulated labelers, train, save.
 
-    Reports the reward model's pairwise accuracy against the gold preference on pairs of
+    The reward model starts from the same checkpoint. Reports the reward model's pairwise
+    accuracy against the gold preference on pairs of
     fresh samples and against the labelers' labels of the same pairs (gold ties left out), and
     the labelers' own agreement with gold on the training pairs. Returns the report.
     """
     from . import world
     from .feedback import default_labelers, gold_agreement, simulate_labels
 
-    policy, tok = load_model("sft")
-    train_prompts = world.open_prompts(seed=seed + 1, n=n_prompts)["prompt"]
+    sft, tok = load_model(policy)
+    labels = preference_data(sft, tok, n_prompts, betas, seed=seed, prompt_seed=seed + 1)
     test_prompts = world.open_prompts(seed=seed + 2, n=n_test_prompts)["prompt"]
-    pairs = sample_pairs(policy, tok, train_prompts, seed=seed, id_prefix="train")
-    test_pairs = sample_pairs(policy, tok, test_prompts, seed=seed + 1, id_prefix="test")
-    labels = simulate_labels(pairs, default_labelers(betas, seed))
+    test_pairs = sample_pairs(sft, tok, test_prompts, seed=seed + 1, id_prefix="test")
     agreement = gold_agreement(labels)
     steps = int(epochs * len(labels) / batch_size)
     cfg = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=20,
                       log_every=20, seed=seed, desc="reward model")
-    model, tok, result = train_reward_model(labels, cfg)
+    model, tok, result = train_reward_model(labels, cfg, init=policy)
     gold_test = gold_preference_pairs(test_pairs)
     accuracy = preference_accuracy(model, tok, gold_test)
     gold_ids = {g["pair_id"] for g in gold_test}

@@ -1,5 +1,6 @@
 """The project's set-up: pins agree everywhere, CI calls the README's command, notebooks are clean."""
 import json
+import math
 import re
 import subprocess
 import sys
@@ -126,6 +127,21 @@ def test_pipeline_rm_stage_trains_saves_and_reports(tmp_path):
     from course_utils.models import load_model
     model, _ = load_model(tmp_path / "rm", kind="classifier")
     assert model.config.num_labels == 1
+
+
+def test_pipeline_rlhf_stages_report_their_keys(tmp_path):
+    """Short runs of the ppo, dpo and grpo stages: every key, finite, checkpoints written."""
+    out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "ppo,dpo,grpo",
+                          "--ppo-steps", "3", "--dpo-prompts", "100", "--dpo-steps", "5", "--grpo-steps", "2",
+                          "--eval-prompts", "20", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    metrics = json.loads(out.strip().splitlines()[-1])
+    want = {"ppo_gold_gain", "ppo_kl", "dpo_gold_gain", "dpo_kl", "grpo_accuracy_gain", "grpo_accuracy_before",
+            "grpo_accuracy_after", "grpo_test_accuracy_before", "grpo_test_accuracy_after",
+            "seconds_ppo", "seconds_dpo", "seconds_grpo"}
+    assert set(metrics) == want and all(math.isfinite(v) for v in metrics.values())
+    assert metrics["ppo_kl"] > 0 and metrics["dpo_kl"] > 0
+    assert all((tmp_path / stage / "model.safetensors").exists() for stage in ("ppo", "dpo", "grpo"))
 
 
 def test_pipeline_rejects_unknown_stages():

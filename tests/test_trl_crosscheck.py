@@ -67,3 +67,73 @@ def test_course_reward_loss_equals_trl_rewardtrainer(tmp_path):
         course_loss = reward_model_loss(model, ours)
     assert abs(trl_loss.item() - course_loss.item()) < 1e-5, (trl_loss.item(), course_loss.item())
     assert course_loss.item() > 0.01  # a real loss, not a degenerate zero
+
+
+def test_course_dpo_loss_equals_trl_dpotrainer(tmp_path):
+    """Same policy, reference and batch: the course's DPO loss equals DPOTrainer's (sigmoid loss)."""
+    from trl import DPOConfig, DPOTrainer
+
+    from course_utils.dpo import dpo_batch_loss, sequence_logps, tokenize_pairs
+
+    policy, tok = load_model("sft")
+    ref, _ = load_model("base")                      # a reference that differs from the policy
+    rows = [{"prompt": "Write a sentence about a dog.", "chosen": "The happy dog runs in the park.",
+             "rejected": "The dog dog dog."},
+            {"prompt": "Describe a cup in one sentence.", "chosen": "Mia has a lovely red cup.",
+             "rejected": "The sad cup is bad and mean."}]
+    conversational = Dataset.from_list([
+        {"prompt": [{"role": "user", "content": r["prompt"]}],
+         "chosen": [{"role": "assistant", "content": r["chosen"]}],
+         "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
+    config = DPOConfig(output_dir=str(tmp_path), beta=0.5, bf16=False, gradient_checkpointing=False, use_cpu=True,
+                       report_to=[], per_device_train_batch_size=len(rows), max_length=256,
+                       dataset_num_proc=None, disable_tqdm=True)
+    trainer = DPOTrainer(model=policy, ref_model=ref, args=config, processing_class=tok,
+                         train_dataset=conversational)
+    features = [trainer.train_dataset[i] for i in range(len(rows))]
+    trl_batch = trainer.data_collator(features)
+    # TRL's completion is the course's response tokens plus the template's newline after EOS
+    ours = tokenize_pairs(tok, rows)
+    newline = tok("\n", add_special_tokens=False)["input_ids"]
+    for f, o in zip(features, ours):
+        labelled = [t for t, lab in zip(o["chosen"]["input_ids"], o["chosen"]["labels"]) if lab != -100]
+        assert list(f["chosen_ids"]) == labelled + newline
+    # the course's loss on TRL's batch
+    labels = trl_batch["input_ids"].masked_fill(trl_batch["completion_mask"] == 0, -100)
+    batch = {"input_ids": trl_batch["input_ids"], "attention_mask": trl_batch["attention_mask"], "labels": labels}
+    policy.eval()
+    with torch.no_grad():
+        ref_lp = sequence_logps(ref, batch)
+        course = dpo_batch_loss(policy, {**batch, "ref_chosen": ref_lp[:2], "ref_rejected": ref_lp[2:]}, beta=0.5)
+        trl_loss = trainer.compute_loss(policy, dict(trl_batch))
+    assert abs(trl_loss.item() - course.item()) < 1e-5, (trl_loss.item(), course.item())
+    assert abs(course.item() - 0.6931) > 1e-3           # policy != reference: a real margin
+
+
+def test_course_grpo_advantages_equal_trl_grpotrainer(tmp_path):
+    """TRL's GRPOTrainer scores a batch of groups; the course's group_advantages of the same rewards agree."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from course_utils.grpo import group_advantages
+
+    policy, tok = load_model("sft")
+    seen = []
+
+    def reward(completions, **kwargs):               # a verifiable reward: the length parity, to vary within groups
+        r = [float(len(c[0]["content"]) % 2) if isinstance(c, list) else float(len(c) % 2) for c in completions]
+        seen.extend(r)
+        return r
+
+    prompts = [[{"role": "user", "content": p}] for p in
+               ["Write a sentence about a dog.", "Tell me something about a cup.", "What is 3 plus 4?"]]
+    config = GRPOConfig(output_dir=str(tmp_path), num_generations=4, per_device_train_batch_size=12,
+                        max_completion_length=12, bf16=False, gradient_checkpointing=False, use_cpu=True,
+                        report_to=[], disable_tqdm=True, temperature=1.0, beta=0.0)
+    trainer = GRPOTrainer(model=policy, reward_funcs=[reward], args=config, processing_class=tok,
+                          train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]))
+    torch.manual_seed(0)
+    inputs = [{"prompt": p} for p in prompts for _ in range(4)]
+    out = trainer._generate_and_score_completions(inputs)
+    rewards = torch.tensor(seen[-12:])
+    assert 0 < rewards.sum() < 12                     # some groups have spread
+    assert torch.allclose(out["advantages"].view(-1), group_advantages(rewards, 4), atol=1e-6)

@@ -1,0 +1,142 @@
+"""RLHF pieces: KL estimators, token rewards and GAE, rollouts, PPO-RLHF, DPO and GRPO."""
+
+import math
+
+import pytest
+import torch
+
+from course_utils import world
+from course_utils.dpo import collate_pairs, dpo_batch_loss, dpo_loss, sequence_logps, tokenize_pairs, add_reference_logps
+from course_utils.grpo import GRPOConfig, group_advantages, train_grpo
+from course_utils.models import load_model
+from course_utils.ppo import gae
+from course_utils.rlhf import (RLHFConfig, ValueHead, exact_kl, kl_k1, kl_k3, sample_rollout, token_advantages,
+                               token_rewards, train_ppo_rlhf)
+from course_utils.tokenizer import chat_prompt
+
+
+def test_kl_estimators_are_unbiased_where_the_true_kl_is_known():
+    g = torch.Generator().manual_seed(0)
+    p = torch.tensor([0.5, 0.2, 0.15, 0.1, 0.05])
+    q = torch.tensor([0.3, 0.3, 0.2, 0.1, 0.1])
+    true_kl = (p * (p / q).log()).sum().item()                       # KL(p || q) = 0.1266
+    x = torch.multinomial(p, 400_000, replacement=True, generator=g)
+    logp, logq = p.log()[x], q.log()[x]
+    k1, k3 = kl_k1(logp, logq), kl_k3(logp, logq)
+    assert k1.mean().item() == pytest.approx(true_kl, abs=0.004)
+    assert k3.mean().item() == pytest.approx(true_kl, abs=0.004)
+    assert (k3 >= 0).all() and (k1 < 0).any()                        # k1 is negative for some samples
+    assert k3.var() < k1.var()                                       # and k3 varies less
+    assert exact_kl(p.log(), q.log()).item() == pytest.approx(true_kl, rel=1e-5)
+
+
+def test_token_rewards_by_hand():
+    logp = torch.tensor([[-1.0, -2.0, -0.5], [-1.0, -1.0, -1.0]])
+    ref = torch.tensor([[-1.5, -1.0, -0.5], [-1.0, -3.0, -1.0]])
+    mask = torch.tensor([[1.0, 1.0, 1.0], [1.0, 1.0, 0.0]])
+    r = token_rewards(torch.tensor([2.0, -1.0]), logp, ref, mask, kl_coef=0.1)
+    want = torch.tensor([[-0.05, 0.1, 0.0 + 2.0], [0.0, -0.2 - 1.0, 0.0]])
+    assert torch.allclose(r, want)
+
+
+def test_token_gae_equals_gae_per_sequence():
+    g = torch.Generator().manual_seed(1)
+    rewards, values = torch.randn(4, 7, generator=g), torch.randn(4, 7, generator=g)
+    lengths = [7, 3, 1, 5]
+    mask = torch.tensor([[1.0] * n + [0.0] * (7 - n) for n in lengths])
+    rewards = rewards * mask
+    adv, ret = token_advantages(rewards, values, mask, gamma=1.0, lam=0.95)
+    for i, n in enumerate(lengths):
+        dones = torch.zeros(n)
+        dones[-1] = 1
+        a, r = gae(rewards[i, :n], values[i, :n], dones, torch.tensor(0.0), 1.0, 0.95)
+        assert torch.allclose(adv[i, :n], a, atol=1e-6) and torch.allclose(ret[i, :n], r, atol=1e-6)
+        assert (adv[i, n:] == 0).all()
+
+
+def test_rollout_scores_match_unpadded_forward_passes():
+    """Left-padded prompts, padded responses: every log-prob equals the one from the sequence alone."""
+    policy, tok = load_model("sft")
+    prompts = ["Write a sentence about a dog.", "Tell me something about a cup.", "What is 3 plus 4?"]
+    torch.manual_seed(0)
+    ro = sample_rollout(policy, ValueHead(policy.config.hidden_size), policy, tok, prompts, max_new_tokens=10)
+    assert ro.tokens.shape[0] == 3 and (ro.mask.sum(1) >= 1).all()
+    for i, p in enumerate(prompts):
+        prompt_ids = tok(chat_prompt(tok, p), add_special_tokens=False)["input_ids"]
+        n = int(ro.mask[i].sum())
+        resp = ro.tokens[i, :n].tolist()
+        ids = torch.tensor([prompt_ids + resp])
+        with torch.no_grad():
+            logp = torch.log_softmax(policy(ids).logits[0, len(prompt_ids) - 1:-1], -1)
+        alone = logp[torch.arange(n), torch.tensor(resp)]
+        assert torch.allclose(ro.old_logp[i, :n], alone, atol=1e-4), (i, ro.old_logp[i, :n], alone)
+        assert ro.responses[i] == tok.decode(resp, skip_special_tokens=True).strip()
+    assert torch.allclose(ro.old_logp, ro.ref_logp) and ro.exact_kl.abs().max() < 1e-5  # policy == ref
+
+
+def test_ppo_rlhf_short_run_logs_everything_and_moves_the_policy():
+    policy, tok = load_model("sft")
+    ref, _ = load_model("sft")
+    rm, _ = load_model("rm", kind="classifier")
+    prompts = list(world.open_prompts(seed=5, n=100)["prompt"])
+    res = train_ppo_rlhf(policy, ref, rm, tok, prompts, RLHFConfig(steps=4, batch_size=16, seed=0), progress=False)
+    keys = {"proxy", "gold", "kl", "kl_k3", "kl_exact", "entropy", "clip_fraction", "approx_kl", "length", "eos_rate"}
+    assert len(res.history) == 4 and keys <= set(res.history[-1])
+    assert all(math.isfinite(v) for row in res.history for v in row.values())
+    assert res.history[0]["kl"] == pytest.approx(0.0, abs=1e-4)      # the first rollout is the reference itself
+    assert res.history[-1]["kl_exact"] > 0                           # the policy moved away from it
+    assert not all(torch.equal(a, b) for a, b in zip(policy.parameters(), ref.parameters()))
+
+
+# ---------------------------------------------------------------------------------
+# DPO
+# ---------------------------------------------------------------------------------
+ROWS = [{"prompt": "Write a sentence about a dog.", "chosen": "The happy dog runs in the park.", "rejected": "The dog dog dog."},
+        {"prompt": "Describe a cup in one sentence.", "chosen": "Mia has a lovely red cup.", "rejected": "The sad cup is bad."}]
+
+
+def test_dpo_loss_by_hand_and_at_the_start():
+    pc, pr, rc, rr = torch.tensor([-3.0]), torch.tensor([-5.0]), torch.tensor([-4.0]), torch.tensor([-4.5])
+    margin = (-3 + 4) - (-5 + 4.5)                                   # 1.5
+    assert dpo_loss(pc, pr, rc, rr, beta=0.5).item() == pytest.approx(math.log(1 + math.exp(-0.75)), rel=1e-6)
+    policy, tok = load_model("sft")
+    data = add_reference_logps(policy, tokenize_pairs(tok, ROWS), tok.pad_token_id)
+    batch = collate_pairs(data, tok.pad_token_id)
+    with torch.no_grad():
+        assert dpo_batch_loss(policy, batch, beta=0.5).item() == pytest.approx(math.log(2), abs=1e-5)
+    assert margin == 1.5
+
+
+def test_sequence_logps_sum_the_response_tokens_only():
+    policy, tok = load_model("sft")
+    data = tokenize_pairs(tok, ROWS[:1])
+    batch = collate_pairs(data, tok.pad_token_id)
+    with torch.no_grad():
+        lp = sequence_logps(policy, batch)
+    ids, labels = data[0]["chosen"]["input_ids"], data[0]["chosen"]["labels"]
+    with torch.no_grad():
+        logp = torch.log_softmax(policy(torch.tensor([ids])).logits[0], -1)
+    by_hand = sum(logp[t - 1, ids[t]].item() for t in range(1, len(ids)) if labels[t] != -100)
+    assert lp[0].item() == pytest.approx(by_hand, abs=1e-4)
+
+
+# ---------------------------------------------------------------------------------
+# GRPO
+# ---------------------------------------------------------------------------------
+def test_group_advantages():
+    r = torch.tensor([1.0, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+    a = group_advantages(r, 4)
+    std = torch.tensor([1.0, 0.0, 0.0, 1.0]).std().item()            # unbiased: 0.5774
+    assert torch.allclose(a[:4], torch.tensor([0.5, -0.5, -0.5, 0.5]) / (std + 1e-4))
+    assert (a[4:] == 0).all()                                        # all right: nothing to learn
+    with pytest.raises(ValueError, match="groups of 3"):
+        group_advantages(r, 3)
+
+
+def test_grpo_short_run():
+    policy, tok = load_model("sft")
+    ref, _ = load_model("sft")
+    rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
+    res = train_grpo(policy, ref, tok, rows, GRPOConfig(steps=2, prompts_per_step=4, group_size=4), progress=False)
+    assert len(res.history) == 2 and 0 <= res.history[-1]["reward"] <= 1
+    assert all(math.isfinite(v) for v in res.history[-1].values())
