@@ -20,7 +20,8 @@ Stages:
     ppo   PPO with a KL penalty against the SFT model, the reward model as reward
           (:func:`rlhf.train_ppo_rlhf`); ``ppo_gold_gain``: mean gold reward of the PPO
           policy's temperature-1 samples minus the SFT model's, on the same held-out prompts
-          and seed; ``ppo_kl``: KL(policy || SFT) in nats per response on those samples.
+          and seed; ``ppo_kl``: KL(policy || SFT) in nats per response on those samples
+          (the exact KL of each position's next-token distribution, summed along the answer).
     dpo   DPO (beta 0.5) on preference labels of SFT samples (:func:`dpo.run_dpo`);
           ``dpo_gold_gain`` and ``dpo_kl`` measured as for PPO.
     grpo  GRPO on addition problems with a verifiable reward (:func:`grpo.train_grpo`), on
@@ -108,7 +109,8 @@ def _gold_comparison(policy, ref, rm, tok, args) -> tuple[dict, dict]:
     before = evaluate_policy(ref, rm, tok, prompts, ref=ref, n_samples=2, seed=args.seed)
     after = evaluate_policy(policy, rm, tok, prompts, ref=ref, n_samples=2, seed=args.seed)
     print(f"  SFT:    gold {before['gold']:+.3f}  proxy {before['proxy']:+.3f}")
-    print(f"  tuned:  gold {after['gold']:+.3f}  proxy {after['proxy']:+.3f}  KL {after['kl']:.2f} nats")
+    print(f"  tuned:  gold {after['gold']:+.3f}  proxy {after['proxy']:+.3f}  "
+          f"KL {after['kl_exact']:.2f} nats (k1 estimate {after['kl']:.2f})")
     return before, after
 
 
@@ -123,7 +125,7 @@ def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
     res = train_ppo_rlhf(policy, ref, rm, tok, prompts, RLHFConfig(steps=args.ppo_steps, seed=args.seed))
     before, after = _gold_comparison(policy, ref, rm, tok, args)
     save_checkpoint(Path(args.out) / "ppo", policy, tok, history=res.history)
-    return {"ppo_gold_gain": round(after["gold"] - before["gold"], 4), "ppo_kl": round(after["kl"], 3)}
+    return {"ppo_gold_gain": round(after["gold"] - before["gold"], 4), "ppo_kl": round(after["kl_exact"], 3)}
 
 
 def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
@@ -140,7 +142,7 @@ def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
     res = run_dpo(policy, ref, tok, labels, cfg, beta=args.dpo_beta)
     before, after = _gold_comparison(policy, ref, rm, tok, args)
     save_checkpoint(Path(args.out) / "dpo", policy, tok, history=res.history)
-    return {"dpo_gold_gain": round(after["gold"] - before["gold"], 4), "dpo_kl": round(after["kl"], 3)}
+    return {"dpo_gold_gain": round(after["gold"] - before["gold"], 4), "dpo_kl": round(after["kl_exact"], 3)}
 
 
 def stage_grpo(args: argparse.Namespace) -> dict[str, float]:
