@@ -102,6 +102,14 @@ def stage_rm(args: argparse.Namespace) -> dict[str, float]:
     return {"rm_accuracy": report["accuracy_vs_gold"], "labeler_agreement": report["labeler_agreement"]}
 
 
+def _policy_ref_rm(args: argparse.Namespace):
+    """A trainable copy of the SFT checkpoint, a frozen copy as reference, the reward model, the tokenizer."""
+    policy, tok = load_model(checkpoint(args, "sft"))
+    ref, _ = load_model(checkpoint(args, "sft"))
+    rm, _ = load_model(checkpoint(args, "rm"), kind="classifier")
+    return policy, ref, rm, tok
+
+
 def _gold_comparison(policy, ref, rm, tok, args) -> tuple[dict, dict]:
     """Temperature-1 samples of ``ref`` (the SFT model) and ``policy`` on the same held-out prompts and seed."""
     from .rlhf import evaluate_policy
@@ -118,9 +126,7 @@ def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
     """PPO-RLHF from the SFT model against the reward model, with a KL penalty."""
     from .rlhf import RLHFConfig, train_ppo_rlhf
     from .training import save_checkpoint
-    policy, tok = load_model(checkpoint(args, "sft"))
-    ref, _ = load_model(checkpoint(args, "sft"))
-    rm, _ = load_model(checkpoint(args, "rm"), kind="classifier")
+    policy, ref, rm, tok = _policy_ref_rm(args)
     prompts = list(world.open_prompts(seed=args.seed + 1, n=4000)["prompt"])
     res = train_ppo_rlhf(policy, ref, rm, tok, prompts, RLHFConfig(steps=args.ppo_steps, seed=args.seed))
     before, after = _gold_comparison(policy, ref, rm, tok, args)
@@ -133,9 +139,7 @@ def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
     from .dpo import run_dpo
     from .reward_model import preference_data
     from .training import TrainConfig, save_checkpoint
-    policy, tok = load_model(checkpoint(args, "sft"))
-    ref, _ = load_model(checkpoint(args, "sft"))
-    rm, _ = load_model(checkpoint(args, "rm"), kind="classifier")
+    policy, ref, rm, tok = _policy_ref_rm(args)
     labels = preference_data(ref, tok, args.dpo_prompts, seed=args.seed, prompt_seed=args.seed + 1)
     cfg = TrainConfig(steps=args.dpo_steps, batch_size=32, lr=args.dpo_lr, warmup_steps=10, log_every=10,
                       seed=args.seed, desc="DPO")
