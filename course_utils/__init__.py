@@ -22,7 +22,8 @@ Layers, each importing only those above it in this list:
   preference store and simulated labelers; :mod:`course_utils.labeling` — the ipywidgets
   labeling widget;
 * :mod:`course_utils.distributed` — the same SFT on several processes (``torchrun`` /
-  ``accelerate launch``);
+  ``accelerate launch``); :mod:`course_utils.bench` — ``make bench``, the course's loops against
+  TRL's trainers and the machine's matmul peak; nothing imports it;
 * :mod:`course_utils.plotting` — plots any chapter may use;
 * :mod:`course_utils.grading` — nbgrader: generating the labs, grading submissions (``make labs``,
   ``make grade``); :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``; nothing

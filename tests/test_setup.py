@@ -148,3 +148,14 @@ def test_pipeline_rejects_unknown_stages():
     r = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "nope"],
                        capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 2 and "unknown stage" in r.stderr
+
+
+def test_bench_prints_a_table_and_json_last():
+    """The benchmark runs end to end (its numbers are printed, never asserted: they depend on the machine)."""
+    out = subprocess.run([sys.executable, "-m", "course_utils.bench", "--skip-chapters"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    lines = out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert set(summary) == {"sft_vs_trl", "rm_vs_trl", "dpo_vs_trl", "pretrain_peak_fraction"}
+    assert all(v > 0 for v in summary.values())
+    assert any(line.startswith("| measurement |") for line in lines)
