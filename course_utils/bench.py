@@ -43,7 +43,6 @@ def peak_mb() -> float:
 
 
 def _pairs(n: int) -> list[dict]:
-    from . import world
     from .models import load_model
     from .reward_model import preference_data
     sft, tok = load_model("sft")
