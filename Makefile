@@ -15,7 +15,7 @@ GRADING_DIR ?= $(HOME)/course-grading
 SOURCE ?= solutions
 TIMEOUT ?= 60
 
-.PHONY: setup browser lab bench test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
+.PHONY: setup browser lab book bench test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
 
 # torch first, so that no multi-GB CUDA build is pulled in; then the pinned stack.
 $(STAMP): pyproject.toml
@@ -68,6 +68,11 @@ grade: setup
 # Re-run chapter notebooks in place, storing their outputs (NB=... for one).
 execute: setup
 	$(TEST_ENV) $(BIN)/python -m course_utils.notebooks $(if $(filter command line,$(origin NB)),$(NB),chapters/*.ipynb)
+
+# The chapters as a static website, offline (jupyter-book 1.x, local MathJax), from the
+# stored outputs: open build/book/_build/html/index.html.
+book: setup
+	$(BIN)/python -m course_utils.book
 
 # Course loops against TRL's trainers, pretraining GFLOP/s against the matmul peak, every
 # chapter's execution time: a markdown table and a JSON line (about 15 minutes on 2 cores).
