@@ -7,6 +7,8 @@
    ``warmup`` (set-up and imports excluded, for both).
 2. Pretraining throughput in GFLOP/s against the fp32 matrix-multiply GFLOP/s of this
    machine, measured in the same run.
+   The GFLOP/s each course step reaches (on its padded batches) is set against the same
+   peak: a step that already runs near it leaves little for any training loop to win.
 3. The execution time of every chapter notebook (copies in a temporary folder).
 
 Prints a markdown table and, as its last line, one JSON object: ``sft_vs_trl``,
@@ -68,16 +70,29 @@ class _Clock:
         return (STEPS - WARMUP) / (self.t1 - self.t0)
 
 
-def _course_steps_per_second(model, data, collate, loss_fn) -> float:
+def _course_steps_per_second(model, data, collate, loss_fn) -> dict:
+    """Steps/s of the course loop, and the work in those steps.
+
+    Also returns the GFLOP/s the timed steps reached (``flops_per_token`` on every token of
+    the padded batches, attention over the padded length) and the share of padding.
+    """
+    from .pretrain import flops_per_token
     from .training import TrainConfig, train
-    times = []
+    times, flops, tokens, real = [], [], [], []
 
     def timed_loss(m, b):
         times.append(time.perf_counter())
+        ids = b["input_ids"]
+        flops.append(ids.numel() * flops_per_token(m, block_size=ids.shape[1]))
+        tokens.append(ids.numel())
+        real.append(int(b["attention_mask"].sum()))
         return loss_fn(m, b)
     train(model, data, collate, TrainConfig(steps=STEPS + 1, batch_size=BATCH, lr=1e-4, log_every=STEPS + 1),
           loss_fn=timed_loss, progress=False)
-    return (STEPS - WARMUP) / (times[STEPS] - times[WARMUP])
+    seconds = times[STEPS] - times[WARMUP]
+    return {"steps_per_second": (STEPS - WARMUP) / seconds,
+            "gflops": sum(flops[WARMUP:STEPS]) / seconds / 1e9,
+            "padding": 1 - sum(real[WARMUP:STEPS]) / sum(tokens[WARMUP:STEPS])}
 
 
 def one(kind: str, impl: str) -> dict:
@@ -96,7 +111,7 @@ def one(kind: str, impl: str) -> dict:
                 from .sft import collate_sft, tokenize_rows
                 from .training import causal_lm_loss
                 data = tokenize_rows(tok, rows)
-                sps = _course_steps_per_second(model, data, lambda b: collate_sft(b, tok.pad_token_id), causal_lm_loss)
+                res = _course_steps_per_second(model, data, lambda b: collate_sft(b, tok.pad_token_id), causal_lm_loss)
             else:
                 from trl import SFTConfig, SFTTrainer
                 clock = _Clock()
@@ -107,7 +122,7 @@ def one(kind: str, impl: str) -> dict:
                                                     padding_free=False, dataset_num_proc=None, **TRL_ARGS),
                                      callbacks=[clock.callback])
                 trainer.train()
-                sps = clock.steps_per_second()
+                res = {"steps_per_second": clock.steps_per_second()}
         elif kind in ("rm", "dpo"):
             rows = _pairs(BATCH * STEPS // 2 + 50)[:BATCH * STEPS]
             conv = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
@@ -118,7 +133,7 @@ def one(kind: str, impl: str) -> dict:
                 if impl == "course":
                     from .reward_model import collate_preferences, reward_model_loss, tokenize_preferences
                     data = tokenize_preferences(tok, rows)
-                    sps = _course_steps_per_second(model, data, lambda b: collate_preferences(b, tok.pad_token_id),
+                    res = _course_steps_per_second(model, data, lambda b: collate_preferences(b, tok.pad_token_id),
                                                    reward_model_loss)
                 else:
                     from trl import RewardConfig, RewardTrainer
@@ -128,14 +143,14 @@ def one(kind: str, impl: str) -> dict:
                                                               center_rewards_coefficient=None, **TRL_ARGS),
                                             callbacks=[clock.callback])
                     trainer.train()
-                    sps = clock.steps_per_second()
+                    res = {"steps_per_second": clock.steps_per_second()}
             else:
                 model, tok = load_model("sft")
                 ref, _ = load_model("sft")
                 if impl == "course":
                     from .dpo import add_reference_logps, collate_pairs, dpo_batch_loss, tokenize_pairs
                     data = add_reference_logps(ref, tokenize_pairs(tok, rows), tok.pad_token_id)
-                    sps = _course_steps_per_second(model, data, lambda b: collate_pairs(b, tok.pad_token_id),
+                    res = _course_steps_per_second(model, data, lambda b: collate_pairs(b, tok.pad_token_id),
                                                    lambda m, b: dpo_batch_loss(m, b, 0.5))
                 else:
                     from trl import DPOConfig, DPOTrainer
@@ -145,12 +160,12 @@ def one(kind: str, impl: str) -> dict:
                                                         precompute_ref_log_probs=True, **TRL_ARGS),
                                          callbacks=[clock.callback])
                     trainer.train()
-                    sps = clock.steps_per_second()
+                    res = {"steps_per_second": clock.steps_per_second()}
         else:
             raise ValueError(f"unknown benchmark {kind!r}")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return {"kind": kind, "impl": impl, "steps_per_second": sps, "peak_mb": peak_mb()}
+    return {"kind": kind, "impl": impl, **res, "peak_mb": peak_mb()}
 
 
 def _in_subprocess(kind: str, impl: str) -> dict:
@@ -195,9 +210,10 @@ def main(argv: list[str] | None = None) -> dict:
     if args.one:
         print(json.dumps(one(*args.one)))
         return {}
-    rows, summary = [], {}
+    rows, summary, course_runs = [], {}, {}
     for kind, name in (("sft", "SFT"), ("rm", "reward model"), ("dpo", "DPO")):
         course, trl = _in_subprocess(kind, "course"), _in_subprocess(kind, "trl")
+        course_runs[name] = course
         ratio = course["steps_per_second"] / trl["steps_per_second"]
         summary[f"{kind}_vs_trl"] = round(ratio, 2)
         rows.append(f"| {name} step, batch {BATCH} | {course['steps_per_second']:.2f} steps/s, {course['peak_mb']:.0f} MB "
@@ -207,6 +223,11 @@ def main(argv: list[str] | None = None) -> dict:
     summary["pretrain_peak_fraction"] = round(pre["pretrain_peak_fraction"], 3)
     rows.append(f"| pretraining | {pre['pretrain_gflops']:.0f} GFLOP/s | fp32 matmul {pre['matmul_gflops']:.0f} GFLOP/s "
                 f"| {pre['pretrain_peak_fraction']:.0%} of peak |")
+    # How much of the machine a course step already uses: a bound on what any loop could gain.
+    for name, run in course_runs.items():
+        fraction = run["gflops"] / pre["matmul_gflops"]
+        rows.append(f"| course {name} step: compute | {run['gflops']:.0f} GFLOP/s, {run['padding']:.0%} padding "
+                    f"| fp32 matmul {pre['matmul_gflops']:.0f} GFLOP/s | {fraction:.0%} of peak |")
     if not args.skip_chapters:
         times = chapter_minutes()
         summary["course_minutes"] = round(sum(times.values()), 1)
