@@ -75,7 +75,7 @@ book: setup
 	$(BIN)/python -m course_utils.book
 
 # Course loops against TRL's trainers, pretraining GFLOP/s against the matmul peak, every
-# chapter's execution time: a markdown table and a JSON line (about 15 minutes on 2 cores).
+# chapter's execution time: a markdown table and a JSON line (about 17 minutes on 2 cores).
 bench: setup
 	$(TEST_ENV) $(BIN)/python -m course_utils.bench
 

@@ -2,7 +2,8 @@
 
 1. Training steps per second and peak memory of the course's loops against TRL's trainers on
    the same model, data, batch size and sequence lengths: SFT (``SFTTrainer``), reward model
-   (``RewardTrainer``), DPO (``DPOTrainer``). Each measurement runs in a fresh process (so
+   (``RewardTrainer``), DPO (``DPOTrainer``); SFT once more with batches grouped by length
+   in both (``TrainConfig.group_by_length``, ``train_sampling_strategy="group_by_length"``). Each measurement runs in a fresh process (so
    its peak resident memory is its own); steps/s counts the steps after the first
    ``warmup`` (set-up and imports excluded, for both).
 2. Pretraining throughput in GFLOP/s against the fp32 matrix-multiply GFLOP/s of this
@@ -12,8 +13,9 @@
 3. The execution time of every chapter notebook (copies in a temporary folder).
 
 Prints a markdown table and, as its last line, one JSON object: ``sft_vs_trl``,
-``rm_vs_trl``, ``dpo_vs_trl`` (course steps/s divided by TRL's), ``pretrain_peak_fraction``
-and ``course_minutes``. Nothing here is asserted: timings depend on the machine.
+``sft_grouped_vs_trl``, ``rm_vs_trl``, ``dpo_vs_trl`` (course steps/s divided by TRL's),
+``sft_grouping_gain`` (the course's SFT steps/s with length-grouped batches over random
+ones), ``pretrain_peak_fraction`` and ``course_minutes``. Nothing here is asserted: timings depend on the machine.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ class _Clock:
         return (STEPS - WARMUP) / (self.t1 - self.t0)
 
 
-def _course_steps_per_second(model, data, collate, loss_fn) -> dict:
+def _course_steps_per_second(model, data, collate, loss_fn, group_by_length: bool = False) -> dict:
     """Steps/s of the course loop, and the work in those steps.
 
     Also returns the GFLOP/s the timed steps reached (``flops_per_token`` on every token of
@@ -87,8 +89,9 @@ def _course_steps_per_second(model, data, collate, loss_fn) -> dict:
         tokens.append(ids.numel())
         real.append(int(b["attention_mask"].sum()))
         return loss_fn(m, b)
-    train(model, data, collate, TrainConfig(steps=STEPS + 1, batch_size=BATCH, lr=1e-4, log_every=STEPS + 1),
-          loss_fn=timed_loss, progress=False)
+    config = TrainConfig(steps=STEPS + 1, batch_size=BATCH, lr=1e-4, log_every=STEPS + 1,
+                         group_by_length=group_by_length)
+    train(model, data, collate, config, loss_fn=timed_loss, progress=False)
     seconds = times[STEPS] - times[WARMUP]
     return {"steps_per_second": (STEPS - WARMUP) / seconds,
             "gflops": sum(flops[WARMUP:STEPS]) / seconds / 1e9,
@@ -104,14 +107,16 @@ def one(kind: str, impl: str) -> dict:
     torch.manual_seed(0)
     tmp = tempfile.mkdtemp()
     try:
-        if kind == "sft":
+        if kind in ("sft", "sft_grouped"):
+            grouped = kind == "sft_grouped"
             model, tok = load_model("base")
             rows = list(world.make_instruction_data()["train"])[:BATCH * STEPS]
             if impl == "course":
                 from .sft import collate_sft, tokenize_rows
                 from .training import causal_lm_loss
                 data = tokenize_rows(tok, rows)
-                res = _course_steps_per_second(model, data, lambda b: collate_sft(b, tok.pad_token_id), causal_lm_loss)
+                res = _course_steps_per_second(model, data, lambda b: collate_sft(b, tok.pad_token_id), causal_lm_loss,
+                                               group_by_length=grouped)
             else:
                 from trl import SFTConfig, SFTTrainer
                 clock = _Clock()
@@ -119,7 +124,9 @@ def one(kind: str, impl: str) -> dict:
                         for r in rows]
                 trainer = SFTTrainer(model=model, processing_class=tok, train_dataset=Dataset.from_dict({"messages": msgs}),
                                      args=SFTConfig(output_dir=tmp, assistant_only_loss=True, max_length=256, packing=False,
-                                                    padding_free=False, dataset_num_proc=None, **TRL_ARGS),
+                                                    padding_free=False, dataset_num_proc=None,
+                                                    train_sampling_strategy="group_by_length" if grouped else "random",
+                                                    **TRL_ARGS),
                                      callbacks=[clock.callback])
                 trainer.train()
                 res = {"steps_per_second": clock.steps_per_second()}
@@ -211,7 +218,8 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(one(*args.one)))
         return {}
     rows, summary, course_runs = [], {}, {}
-    for kind, name in (("sft", "SFT"), ("rm", "reward model"), ("dpo", "DPO")):
+    for kind, name in (("sft", "SFT"), ("sft_grouped", "SFT, length-grouped batches"),
+                       ("rm", "reward model"), ("dpo", "DPO")):
         course, trl = _in_subprocess(kind, "course"), _in_subprocess(kind, "trl")
         course_runs[name] = course
         ratio = course["steps_per_second"] / trl["steps_per_second"]
@@ -219,6 +227,8 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(f"| {name} step, batch {BATCH} | {course['steps_per_second']:.2f} steps/s, {course['peak_mb']:.0f} MB "
                     f"| {trl['steps_per_second']:.2f} steps/s, {trl['peak_mb']:.0f} MB | {ratio:.2f}x |")
         print(rows[-1], flush=True)
+    summary["sft_grouping_gain"] = round(course_runs["SFT, length-grouped batches"]["steps_per_second"]
+                                         / course_runs["SFT"]["steps_per_second"], 2)
     pre = pretrain_throughput()
     summary["pretrain_peak_fraction"] = round(pre["pretrain_peak_fraction"], 3)
     rows.append(f"| pretraining | {pre['pretrain_gflops']:.0f} GFLOP/s | fp32 matmul {pre['matmul_gflops']:.0f} GFLOP/s "

@@ -156,8 +156,9 @@ def test_bench_prints_a_table_and_json_last():
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     lines = out.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert set(summary) == {"sft_vs_trl", "rm_vs_trl", "dpo_vs_trl", "pretrain_peak_fraction"}
+    assert set(summary) == {"sft_vs_trl", "sft_grouped_vs_trl", "sft_grouping_gain", "rm_vs_trl", "dpo_vs_trl",
+                            "pretrain_peak_fraction"}
     assert all(v > 0 for v in summary.values())
     assert any(line.startswith("| measurement |") for line in lines)
     compute = [line for line in lines if "step: compute" in line]
-    assert len(compute) == 3 and all("% padding" in line and "% of peak" in line for line in compute)
+    assert len(compute) == 4 and all("% padding" in line and "% of peak" in line for line in compute)

@@ -2,6 +2,7 @@
 import math
 
 import pytest
+import torch
 
 from course_utils import world
 from course_utils.models import new_tiny_model
@@ -106,6 +107,25 @@ def test_batches_cover_each_epoch_once():
     first_epoch = s.indices(0) + s.indices(1) + s.indices(2)[:2]
     assert sorted(first_epoch) == list(range(10))
     assert BatchSampler(10, 4, seed=0).indices(7) == s.indices(7)
+
+
+def test_length_grouped_batches_cover_each_epoch_once_with_less_padding():
+    lengths = [int(x) for x in torch.randint(4, 60, (960,), generator=torch.Generator().manual_seed(1))]
+    plain, grouped = BatchSampler(960, 16, seed=0), BatchSampler(960, 16, seed=0, lengths=lengths)
+    for epoch in range(2):
+        steps = range(epoch * 60, epoch * 60 + 60)
+        assert sorted(i for t in steps for i in grouped.indices(t)) == list(range(960))
+
+    def padding(sampler):
+        batches = [[lengths[i] for i in sampler.indices(t)] for t in range(60)]
+        return 1 - sum(map(sum, batches)) / sum(max(b) * len(b) for b in batches)
+    assert padding(plain) > 0.35 and padding(grouped) < 0.05
+    assert BatchSampler(960, 16, seed=0, lengths=lengths).indices(77) == grouped.indices(77)
+    # batch order is shuffled, not sorted from short to long
+    widths = [max(lengths[i] for i in grouped.indices(t)) for t in range(60)]
+    assert widths != sorted(widths) and widths != sorted(widths, reverse=True)
+    with pytest.raises(ValueError, match="3 lengths for 960 examples"):
+        BatchSampler(960, 16, seed=0, lengths=[1, 2, 3])
 
 
 def test_learning_rate_schedule():
