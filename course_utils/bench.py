@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> dict:
         print(json.dumps(one(*args.one)))
         return {}
     rows, summary, course_runs = [], {}, {}
-    for kind, name in (("sft", "SFT"), ("sft_grouped", "SFT, length-grouped batches"),
+    for kind, name in (("sft", "SFT"), ("sft_grouped", "SFT (length-grouped)"),
                        ("rm", "reward model"), ("dpo", "DPO")):
         course, trl = _in_subprocess(kind, "course"), _in_subprocess(kind, "trl")
         course_runs[name] = course
@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(f"| {name} step, batch {BATCH} | {course['steps_per_second']:.2f} steps/s, {course['peak_mb']:.0f} MB "
                     f"| {trl['steps_per_second']:.2f} steps/s, {trl['peak_mb']:.0f} MB | {ratio:.2f}x |")
         print(rows[-1], flush=True)
-    summary["sft_grouping_gain"] = round(course_runs["SFT, length-grouped batches"]["steps_per_second"]
+    summary["sft_grouping_gain"] = round(course_runs["SFT (length-grouped)"]["steps_per_second"]
                                          / course_runs["SFT"]["steps_per_second"], 2)
     pre = pretrain_throughput()
     summary["pretrain_peak_fraction"] = round(pre["pretrain_peak_fraction"], 3)
