@@ -129,11 +129,17 @@ class BatchSampler:
         return self._perms[epoch]
 
     def _grouped(self, perm: list[int], g: torch.Generator) -> list[int]:
+        # 1. sort each group of `group_batches` batches by length
         size = self.batch_size * self.group_batches
-        ordered = [i for start in range(0, self.n, size)
-                   for i in sorted(perm[start:start + size], key=lambda i: self.lengths[i])]
+        ordered = []
+        for start in range(0, self.n, size):
+            ordered += sorted(perm[start:start + size], key=lambda i: self.lengths[i])
+        # 2. cut into batches, 3. shuffle the order of the batches
         batches = [ordered[start:start + self.batch_size] for start in range(0, self.n, self.batch_size)]
-        return [i for b in torch.randperm(len(batches), generator=g).tolist() for i in batches[b]]
+        shuffled = []
+        for b in torch.randperm(len(batches), generator=g).tolist():
+            shuffled += batches[b]
+        return shuffled
 
     def indices(self, step: int) -> list[int]:
         start = step * self.batch_size

@@ -8,6 +8,14 @@ from course_utils.models import load_model
 from course_utils.sft import collate_sft, tokenize_chat
 
 
+def _conversational(rows):
+    """Rows with prompt/chosen/rejected strings -> TRL's conversational preference data set."""
+    return Dataset.from_list([
+        {"prompt": [{"role": "user", "content": r["prompt"]}],
+         "chosen": [{"role": "assistant", "content": r["chosen"]}],
+         "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
+
+
 def test_course_sft_loss_equals_trl_sfttrainer(tmp_path):
     from trl import SFTConfig, SFTTrainer
 
@@ -48,10 +56,7 @@ def test_course_reward_loss_equals_trl_rewardtrainer(tmp_path):
              "rejected": "The sad cup is bad and mean and very very long today."},
             {"prompt": "Tell me something about a fox.", "chosen": "A kind fox plays with Tom.",
              "rejected": "The fox."}]
-    conversational = Dataset.from_list([
-        {"prompt": [{"role": "user", "content": r["prompt"]}],
-         "chosen": [{"role": "assistant", "content": r["chosen"]}],
-         "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
+    conversational = _conversational(rows)
     config = RewardConfig(output_dir=str(tmp_path), bf16=False, gradient_checkpointing=False, use_cpu=True,
                           report_to=[], per_device_train_batch_size=len(rows), max_length=256,
                           dataset_num_proc=None, disable_tqdm=True, center_rewards_coefficient=None)
@@ -81,10 +86,7 @@ def test_course_dpo_loss_equals_trl_dpotrainer(tmp_path):
              "rejected": "The dog dog dog."},
             {"prompt": "Describe a cup in one sentence.", "chosen": "Mia has a lovely red cup.",
              "rejected": "The sad cup is bad and mean."}]
-    conversational = Dataset.from_list([
-        {"prompt": [{"role": "user", "content": r["prompt"]}],
-         "chosen": [{"role": "assistant", "content": r["chosen"]}],
-         "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
+    conversational = _conversational(rows)
     config = DPOConfig(output_dir=str(tmp_path), beta=0.5, bf16=False, gradient_checkpointing=False, use_cpu=True,
                        report_to=[], per_device_train_batch_size=len(rows), max_length=256,
                        dataset_num_proc=None, disable_tqdm=True)
