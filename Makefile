@@ -15,7 +15,7 @@ GRADING_DIR ?= $(HOME)/course-grading
 SOURCE ?= solutions
 TIMEOUT ?= 60
 
-.PHONY: setup browser lab book bench test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
+.PHONY: setup browser lab book bench experiments prose test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
 
 # torch first, so that no multi-GB CUDA build is pulled in; then the pinned stack.
 $(STAMP): pyproject.toml
@@ -78,6 +78,15 @@ book: setup
 # chapter's execution time: a markdown table and a JSON line (about 17 minutes on 2 cores).
 bench: setup
 	$(TEST_ENV) $(BIN)/python -m course_utils.bench
+
+# The multi-seed sweeps behind the chapters' findings: every seed's numbers, the settings and
+# the git revision go to course_utils/assets/experiments.json (ONLY=name to run one sweep).
+experiments: setup
+	$(TEST_ENV) $(BIN)/python -m course_utils.experiments $(if $(ONLY),--only $(ONLY),) $(if $(SEEDS),--seeds $(SEEDS),)
+
+# Every number in the chapters' prose against their outputs (and declared numbers).
+prose: setup
+	$(BIN)/python -m course_utils.prose_check
 
 pipeline: setup
 	$(TEST_ENV) $(BIN)/python -m course_utils.pipeline

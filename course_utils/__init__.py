@@ -24,10 +24,13 @@ Layers, each importing only those above it in this list:
 * :mod:`course_utils.distributed` — the same SFT on several processes (``torchrun`` /
   ``accelerate launch``); :mod:`course_utils.bench` — ``make bench``, the course's loops against
   TRL's trainers and the machine's matmul peak; nothing imports it;
-* :mod:`course_utils.plotting` — plots any chapter may use;
+* :mod:`course_utils.plotting` — plots any chapter may use; :mod:`course_utils.uncertainty` —
+  intervals over seeds (t), for accuracies (Wilson) and for paired differences (bootstrap);
 * :mod:`course_utils.grading` — nbgrader: generating the labs, grading submissions (``make labs``,
-  ``make grade``); :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``; nothing
-  imports either.
+  ``make grade``); :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``;
+  :mod:`course_utils.experiments` — ``make experiments``, the multi-seed sweeps whose stored
+  results chapters read; :mod:`course_utils.prose_check` — ``make prose``, every number in a
+  chapter's prose against its outputs. Course machinery: no teaching module imports them.
 """
 
 __version__ = "0.1.0"

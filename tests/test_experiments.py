@@ -1,0 +1,91 @@
+"""The multi-seed sweeps: stored results reproduce, chapters read only what is stored."""
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils import experiments
+from course_utils.experiments import RESULTS, clean_rows, discover, load, read_results, write_entry
+from course_utils.experiments.__main__ import run_sweep
+
+ROOT = Path(__file__).resolve().parents[1]
+CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
+# Re-run at reduced size in every test run (cheap and deterministic); the rest on request:
+# COURSE_REPRODUCE_ALL=1 pytest tests/test_experiments.py
+REPRODUCE = ["reinforce_baseline"]
+
+
+def sweeps_read_by_chapters() -> dict[str, set[str]]:
+    reads: dict[str, set[str]] = {}
+    for path in CHAPTERS:
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        for name in re.findall(r"""\bload\(\s*["']([A-Za-z0-9_]+)["']""", code):
+            reads.setdefault(name, set()).add(path.stem)
+    return reads
+
+
+def test_chapters_read_only_sweeps_the_results_file_holds():
+    stored = read_results()["sweeps"]
+    missing = {n: sorted(ch) for n, ch in sweeps_read_by_chapters().items() if n not in stored}
+    assert not missing, f"chapters read sweeps that {RESULTS.name} does not hold: {missing}"
+
+
+def test_every_registered_sweep_is_stored_with_its_provenance():
+    registry = discover()
+    stored = read_results()["sweeps"]
+    assert set(registry) == set(stored), (sorted(registry), sorted(stored))
+    for name, entry in stored.items():
+        assert len(entry["seeds"]) >= 3, f"{name}: fewer than 3 seeds"
+        assert entry["git_revision"] and entry["wall_s"] > 0 and entry["settings"] == registry[name].settings
+        assert {r["seed"] for r in entry["rows"]} == set(entry["seeds"])
+        assert entry["smoke"]["rows"], f"{name}: no smoke rows to reproduce"
+
+
+def _reproduce(name):
+    sw = discover()[name]
+    entry = read_results()["sweeps"][name]
+    rows, _ = run_sweep(sw, [0], entry["smoke"]["settings"], progress=False)
+    assert rows == entry["smoke"]["rows"]
+
+
+@pytest.mark.parametrize("name", REPRODUCE)
+def test_a_stored_sweep_reproduces_exactly(name):
+    _reproduce(name)
+
+
+def test_every_sweep_reproduces_on_request():
+    import os
+    if not os.environ.get("COURSE_REPRODUCE_ALL"):
+        pytest.skip("set COURSE_REPRODUCE_ALL=1 to re-run every sweep's smoke rows")
+    for name in discover():
+        _reproduce(name)
+
+
+def test_runner_stores_rows_and_summaries(tmp_path, monkeypatch):
+    def toy(seed, scale):
+        return [{"arm": "a", "x": seed * scale + 0.1234567891}, {"arm": "b", "x": float(seed)}]
+    sw = experiments.Sweep("toy", "99", "a toy", toy, {"scale": 2.0}, {"scale": 1.0}, seeds=3)
+    rows, wall = run_sweep(sw, [0, 1, 2], progress=False)
+    assert rows[0] == {"seed": 0, "arm": "a", "x": 0.123457}  # rounded to 6 decimals
+    path = tmp_path / "results.json"
+    write_entry("toy", {"chapter": "99", "description": "a toy", "settings": sw.settings, "seeds": [0, 1, 2],
+                        "rows": rows, "git_revision": "abc", "wall_s": wall, "smoke": {}}, path)
+    res = load("toy", path)
+    assert res.levels("arm") == ["a", "b"] and res.values("x", arm="b") == [0.0, 1.0, 2.0]
+    iv = res.summary("x", by="arm")["b"]
+    assert iv.value == 1.0 and iv.lo < 0 < 2 < iv.hi
+    assert "arm=a" in res.table(["x"], by="arm")
+    assert not list(tmp_path.glob("*.tmp"))  # the atomic write left no temporary file
+
+
+def test_clear_errors(tmp_path):
+    with pytest.raises(KeyError, match="--only nope"):
+        load("nope", tmp_path / "none.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    with pytest.raises(ValueError, match="bad.json is not valid JSON"):
+        read_results(bad)
+    with pytest.raises(ValueError, match="non-empty dicts"):
+        clean_rows([{}], 0)
