@@ -24,7 +24,8 @@ KL estimators, with ``log_ratio = logp - ref_logp`` of a token sampled from the 
 (Schulman, "Approximating KL divergence", 2020)::
 
     k1 = log_ratio                       unbiased; can be negative for one sample
-    k3 = (exp(-log_ratio) - 1) + log_ratio   unbiased; never negative; lower variance
+    k3 = (exp(-log_ratio) - 1) + log_ratio   unbiased; never negative; lower variance when pi is
+                                             close to pi_ref (far from it, a heavy tail can make it the larger)
 
 Summed over the tokens of a response, each estimates the sequence-level KL in nats.
 """
