@@ -93,12 +93,16 @@ def clean_rows(rows: Iterable[Mapping], seed: int) -> list[Row]:
 
 
 def git_revision() -> str:
-    """The code's git commit (with ``-dirty`` if the working tree has changes), or ``unknown``."""
+    """The code's git commit (``-dirty`` if ``course_utils`` has uncommitted changes), or ``unknown``.
+
+    The results file itself does not count as a change.
+    """
     root = Path(__file__).resolve().parents[2]
     try:
         rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "course_utils"], cwd=root,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "course_utils",
+                                ":!course_utils/assets/experiments.json"], cwd=root,
                                capture_output=True, text=True, check=True).stdout.strip()
         return rev + ("-dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
