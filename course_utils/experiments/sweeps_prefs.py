@@ -33,9 +33,9 @@ def _prompts(n_eval: int):
 
 
 @sweep("ppo_dpo_frontier", chapter="11",
-       description="Gold reward and exact KL to the SFT model at the end of DPO (3 betas) and PPO (3 KL coefficients), "
+       description="Gold reward and exact KL to the SFT model at the end of DPO (3 betas) and PPO (2 KL coefficients), "
                    "measured alike: 200 held-out prompts x 2 temperature-1 answers",
-       settings={"dpo_betas": [0.1, 0.5, 2.0], "dpo_steps": 125, "ppo_coefs": [0.02, 0.1, 0.5], "ppo_steps": 25,
+       settings={"dpo_betas": [0.1, 0.5, 2.0], "dpo_steps": 125, "ppo_coefs": [0.1, 0.5], "ppo_steps": 25,
                  "n_pairs": 2000, "n_eval": 200},
        smoke={"dpo_betas": [0.5], "dpo_steps": 4, "ppo_coefs": [0.1], "ppo_steps": 2, "n_pairs": 64, "n_eval": 16},
        seeds=3)
