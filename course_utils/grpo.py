@@ -10,8 +10,10 @@ each with a program (here: is the sum right?), and use the group as the baseline
 with ``rho`` the token probability ratio to the policy that sampled the group (1 on the
 first pass; the clipped objective is the shared PPO core's) and ``k3`` the KL estimator of
 :mod:`course_utils.rlhf`. ``std`` is the unbiased standard deviation, as in TRL's
-``GRPOTrainer``; a group whose answers are all right (or all wrong) has zero advantage
-and teaches nothing.
+``GRPOTrainer``; a group whose answers are all right (or all wrong) has zero advantage,
+so its policy term is zero and only the KL term moves it. ``mean_tokens`` averages over
+every answer token of the batch (the DAPO / TRL ``loss_type="bnpo"``-style aggregation),
+not the paper's per-answer mean ``1/|o_i|`` followed by a mean over answers.
 """
 
 from __future__ import annotations
