@@ -42,10 +42,6 @@ class Interval:
     def half_width(self) -> float:
         return (self.hi - self.lo) / 2
 
-    def overlaps(self, other: "Interval") -> bool:
-        """Whether the two intervals share any point (a quick, conservative reading)."""
-        return self.lo <= other.hi and other.lo <= self.hi
-
     def fmt(self, digits: int = 2, percent: bool = False) -> str:
         """``"0.93 [0.88, 0.97] (n=5)"``, or with ``percent=True`` ``"93.0% [88.0, 97.0]"``."""
         if percent:

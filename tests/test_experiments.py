@@ -1,5 +1,4 @@
 """The multi-seed sweeps: stored results reproduce, chapters read only what is stored."""
-import json
 import re
 from pathlib import Path
 

@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..uncertainty import Interval, mean_ci
+from ..uncertainty import mean_ci
 
 RESULTS = Path(__file__).resolve().parent.parent / "assets" / "experiments.json"
 Row = dict[str, float | int | str]
@@ -197,7 +197,3 @@ def load(name: str, path: Path = RESULTS) -> SweepResult:
     return SweepResult(name, entry["chapter"], entry["description"], entry["settings"],
                        entry["seeds"], entry["rows"], entry["git_revision"], entry["wall_s"])
 
-
-def summarize(values: Sequence[float]) -> Interval:
-    """Shorthand for :func:`course_utils.uncertainty.mean_ci`."""
-    return mean_ci(values)
