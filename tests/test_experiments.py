@@ -54,6 +54,34 @@ def test_a_stored_sweep_reproduces_exactly(name):
     _reproduce(name)
 
 
+def _chapter_code(stem: str) -> list[str]:
+    return [c.source for c in nbformat.read(ROOT / "chapters" / f"{stem}.ipynb", as_version=4).cells
+            if c.cell_type == "code"]
+
+
+def test_chapter_08_train_reinforce_is_the_sweeps_copy():
+    """The sweep keeps a copy of chapter 08's function: both must give the same episodes."""
+    import torch
+
+    from course_utils.experiments import sweeps_rl
+
+    cells = _chapter_code("08_policy_gradients_and_ppo")
+    setup = next(c for c in cells if "gym.make(" in c)
+    helpers = next(c for c in cells if "def returns_to_go" in c)
+    trainer = next(c for c in cells if "def train_reinforce" in c)
+    trainer = trainer[trainer.index("def train_reinforce"):trainer.index("\ncurves =")]
+    space: dict = {}
+    validate = torch.distributions.Distribution._validate_args
+    try:
+        exec(setup + "\n" + helpers + "\n" + trainer, space)
+        space["tqdm"] = lambda it, **_: it
+        for use_baseline in (False, True):
+            chapter = space["train_reinforce"](use_baseline, episodes=12, seed=1)
+            assert chapter == sweeps_rl.train_reinforce(use_baseline, episodes=12, seed=1), use_baseline
+    finally:
+        torch.distributions.Distribution.set_default_validate_args(validate)
+
+
 def test_every_sweep_reproduces_on_request():
     import os
     if not os.environ.get("COURSE_REPRODUCE_ALL"):
