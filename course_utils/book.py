@@ -8,8 +8,9 @@ site works without a network:
   folder (``mathjax_path: mathjax/tex-chtml.js`` in ``book/_config.yml``), not loaded from a CDN.
 * A notebook stores widgets (tqdm progress bars, sliders, the labeling widget) as views of
   models whose state is saved in its metadata. Drawing them would need the ipywidgets
-  JavaScript from a CDN, so :func:`static_widgets` replaces each view with plain HTML: a
-  progress bar at its final value, or a note that the widget is live in JupyterLab.
+  JavaScript from a CDN, so :func:`static_widgets` replaces each view with plain HTML: the
+  widget's own static form where it has one (:mod:`course_utils.selfcheck`), a progress bar
+  at its final value, or a note that the widget is live in JupyterLab.
 * Figures are the PNG outputs of the notebooks; Sphinx writes them as image files.
 
 Steps: the book's configuration (``book/``) and a copy of ``chapters/*.ipynb`` with static
@@ -81,7 +82,9 @@ def static_widgets(nb: nbformat.NotebookNode) -> int:
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if WIDGET_VIEW in data:
-                output["data"] = {"text/html": widget_html(data[WIDGET_VIEW]["model_id"], states)}
+                # A widget that carries its own static form (the self-check questions) keeps it.
+                static = data.get("text/html") or widget_html(data[WIDGET_VIEW]["model_id"], states)
+                output["data"] = {"text/html": static}
                 replaced += 1
     nb.metadata.pop("widgets", None)
     return replaced

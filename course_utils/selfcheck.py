@@ -1,0 +1,173 @@
+"""Self-check questions: a small quiz widget that says right or wrong and explains why.
+
+A chapter ends with a few :class:`Question` objects shown by :class:`SelfCheck`::
+
+    SelfCheck([
+        Question("Which tokens does masked SFT learn from?", choices=[
+            Choice("every token", False, "The prompt tokens get the label -100 and add nothing."),
+            Choice("the response tokens", True, "Only they have labels other than -100."),
+        ]),
+        Question("exp(0) = ?", answer=1.0, why="Any number to the power 0 is 1."),
+    ])
+
+A question has either ``choices`` (one or more of them correct) or a numeric ``answer``
+(right when within ``tolerance``). Every choice carries its own explanation, shown when it
+is picked; after a right answer the explanations of all choices are shown.
+
+In JupyterLab the widget is live. Its display also carries a static HTML form of the same
+questions, with the answers in collapsed ``<details>`` blocks: the course website
+(:mod:`course_utils.book`) shows that form, and so does a notebook opened without a kernel.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import ipywidgets as widgets
+
+LETTERS = "ABCDEFGHIJ"
+
+
+@dataclass(frozen=True)
+class Choice:
+    """One option of a multiple-choice question and why it is right or wrong."""
+    text: str
+    correct: bool
+    why: str
+
+
+@dataclass(frozen=True)
+class Question:
+    """A multiple-choice question (``choices``) or a numeric one (``answer`` ± ``tolerance``)."""
+    prompt: str
+    choices: Sequence[Choice] = field(default_factory=tuple)
+    answer: float | None = None
+    tolerance: float = 0.0
+    why: str = ""  # the explanation of a numeric answer
+
+    def __post_init__(self) -> None:
+        start = f"question {self.prompt[:50]!r}"
+        if not self.prompt.strip():
+            raise ValueError("a question needs a prompt")
+        if bool(self.choices) == (self.answer is not None):
+            raise ValueError(f"{start}: give either choices or a numeric answer, not both or neither")
+        if self.choices:
+            if not 2 <= len(self.choices) <= len(LETTERS):
+                raise ValueError(f"{start}: needs 2 to {len(LETTERS)} choices, got {len(self.choices)}")
+            if not any(c.correct for c in self.choices):
+                raise ValueError(f"{start}: no choice is marked correct")
+            missing = [LETTERS[i] for i, c in enumerate(self.choices) if not c.why.strip()]
+            if missing:
+                raise ValueError(f"{start}: choice(s) {', '.join(missing)} have no explanation")
+        else:
+            if not math.isfinite(self.answer) or not self.tolerance >= 0:
+                raise ValueError(f"{start}: the answer must be finite and the tolerance >= 0")
+            if not self.why.strip():
+                raise ValueError(f"{start}: a numeric answer needs an explanation (why)")
+
+    def check(self, response: int | float | str) -> tuple[bool, str]:
+        """Grade one response: a choice index, or a number (a string is parsed).
+
+        Returns ``(correct, explanation)``; a response that cannot be graded raises ``ValueError``.
+        """
+        if self.choices:
+            if isinstance(response, bool) or not isinstance(response, int) \
+                    or not 0 <= response < len(self.choices):
+                raise ValueError(f"pick one of the {len(self.choices)} choices")
+            choice = self.choices[response]
+            return choice.correct, choice.why
+        try:
+            value = float(str(response).strip().replace(",", ""))
+        except ValueError:
+            raise ValueError(f"type a number, e.g. 0.25 (got {response!r})") from None
+        return abs(value - self.answer) <= self.tolerance, self.why
+
+
+def _answer_html(q: Question) -> str:
+    if q.choices:
+        items = "".join(f"<li><strong>{LETTERS[i]}: {'right' if c.correct else 'wrong'}.</strong> "
+                        f"{html.escape(c.why)}</li>" for i, c in enumerate(q.choices))
+        return f"<ul>{items}</ul>"
+    tol = f" (±{q.tolerance:g})" if q.tolerance else ""
+    return f"<p><strong>{q.answer:g}{tol}.</strong> {html.escape(q.why)}</p>"
+
+
+def static_html(questions: Sequence[Question], title: str = "Self-check") -> str:
+    """The questions as plain HTML, each answer hidden in a ``<details>`` block until opened."""
+    parts = [f"<div class='selfcheck-static'><p><strong>{html.escape(title)}</strong></p>"]
+    for n, q in enumerate(questions, 1):
+        parts.append(f"<div class='selfcheck-static-question'><p>{n}. {html.escape(q.prompt)}</p>")
+        if q.choices:
+            parts.append("<ol type='A'>" + "".join(f"<li>{html.escape(c.text)}</li>" for c in q.choices)
+                         + "</ol>")
+        else:
+            parts.append("<p><em>(a number)</em></p>")
+        parts.append(f"<details><summary>Show the answer</summary>{_answer_html(q)}</details></div>")
+    parts.append("</div>")
+    return "".join(parts)
+
+
+class SelfCheck(widgets.VBox):
+    """The questions as a live widget: pick or type an answer, press *Check*, read why."""
+
+    def __init__(self, questions: Sequence[Question], title: str = "Self-check"):
+        if not questions:
+            raise ValueError("SelfCheck needs at least one question")
+        self.questions = list(questions)
+        self.title = title
+        self.feedback: list[widgets.HTML] = []
+        self.inputs: list[widgets.Widget] = []
+        boxes = [widgets.HTML(f"<strong>{html.escape(title)}</strong>")]
+        for n, q in enumerate(self.questions, 1):
+            boxes.append(self._question_box(n, q))
+        super().__init__(boxes)
+        self.add_class("selfcheck")
+
+    def _question_box(self, n: int, q: Question) -> widgets.VBox:
+        prompt = widgets.HTML(f"<p>{n}. {html.escape(q.prompt)}</p>")
+        if q.choices:
+            entry = widgets.RadioButtons(options=[(f"{LETTERS[i]}. {c.text}", i) for i, c in enumerate(q.choices)],
+                                         value=None, layout=widgets.Layout(width="auto"))
+        else:
+            entry = widgets.Text(placeholder="a number", layout=widgets.Layout(width="12em"))
+        button = widgets.Button(description="Check", tooltip=f"check question {n}")
+        feedback = widgets.HTML("")
+        feedback.add_class("selfcheck-feedback")
+        button.on_click(lambda _, i=n - 1: self.answer(i, self.inputs[i].value))
+        self.inputs.append(entry)
+        self.feedback.append(feedback)
+        box = widgets.VBox([prompt, entry, button, feedback])
+        box.add_class("selfcheck-question")
+        return box
+
+    def answer(self, i: int, response) -> bool | None:
+        """Grade ``response`` to question ``i`` and show the feedback; returns whether it was right."""
+        q = self.questions[i]
+        if response is None or response == "":
+            self.feedback[i].value = "<p>Pick or type an answer first.</p>"
+            return None
+        try:
+            right, why = q.check(response)
+        except ValueError as err:
+            self.feedback[i].value = f"<p>{html.escape(str(err))}</p>"
+            return None
+        verdict = "✓ Right." if right else "✗ Not quite. Try again."
+        text = f"<p><strong>{verdict}</strong> {html.escape(why)}</p>"
+        if right and q.choices:
+            others = [(k, c) for k, c in enumerate(q.choices) if k != response]
+            text += "<p>The other choices:</p><ul>" + "".join(
+                f"<li>{LETTERS[k]} ({'also right' if c.correct else 'wrong'}): {html.escape(c.why)}</li>"
+                for k, c in others) + "</ul>"
+        self.feedback[i].value = text
+        return right
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data["text/html"] = static_html(self.questions, self.title)
+        return bundle

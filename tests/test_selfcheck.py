@@ -1,0 +1,82 @@
+"""The self-check widget: grading, feedback, clear errors, and its static form for the website."""
+import nbformat
+import pytest
+
+from course_utils.book import WIDGET_VIEW, static_widgets
+from course_utils.selfcheck import Choice, Question, SelfCheck, static_html
+
+MC = Question("Which tokens does masked SFT learn from?", choices=[
+    Choice("every token", False, "The prompt tokens are labelled -100 & add nothing."),
+    Choice("the response tokens", True, "Only they carry labels."),
+    Choice("the padding", False, "Padding is labelled -100 too."),
+])
+NUM = Question("log 2 to two decimals?", answer=0.69, tolerance=0.005, why="ln 2 = 0.693...")
+
+
+def test_multiple_choice_grading_explains_the_chosen_option():
+    assert MC.check(1) == (True, "Only they carry labels.")
+    assert MC.check(2) == (False, "Padding is labelled -100 too.")
+    with pytest.raises(ValueError, match="pick one of the 3 choices"):
+        MC.check(3)
+    with pytest.raises(ValueError, match="pick one"):
+        MC.check(True)
+
+
+def test_numeric_grading_uses_the_tolerance_and_parses_text():
+    assert NUM.check("0.69")[0] and NUM.check(0.694)[0]
+    assert not NUM.check("0.70")[0]
+    assert Question("How many?", answer=1500, why="1,500 steps.").check("1,500")[0]
+    with pytest.raises(ValueError, match="type a number"):
+        NUM.check("about 0.7")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"prompt": " ", "answer": 1.0, "why": "x"}, "needs a prompt"),
+    ({"prompt": "q", "answer": 1.0, "why": "x", "choices": [Choice("a", True, "y"), Choice("b", False, "z")]},
+     "either choices or a numeric answer"),
+    ({"prompt": "q"}, "either choices or a numeric answer"),
+    ({"prompt": "q", "choices": [Choice("a", True, "y")]}, "needs 2 to"),
+    ({"prompt": "q", "choices": [Choice("a", False, "y"), Choice("b", False, "z")]}, "no choice is marked correct"),
+    ({"prompt": "q", "choices": [Choice("a", True, "y"), Choice("b", False, " ")]}, r"choice\(s\) B have no explanation"),
+    ({"prompt": "q", "answer": float("nan"), "why": "x"}, "must be finite"),
+    ({"prompt": "q", "answer": 1.0}, "needs an explanation"),
+])
+def test_malformed_questions_are_refused_with_the_reason(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Question(**kwargs)
+
+
+def test_widget_feedback_wrong_then_right():
+    quiz = SelfCheck([MC, NUM])
+    assert quiz.answer(0, None) is None and "Pick or type" in quiz.feedback[0].value
+    assert quiz.answer(0, 0) is False
+    assert "Not quite" in quiz.feedback[0].value and "&amp; add nothing" in quiz.feedback[0].value
+    assert quiz.answer(0, 1) is True
+    fb = quiz.feedback[0].value
+    assert "Right" in fb and "Only they carry labels." in fb
+    assert "A (wrong)" in fb and "C (wrong)" in fb          # after a right answer every option is explained
+    assert quiz.answer(1, "seven") is None and "type a number" in quiz.feedback[1].value
+    assert quiz.answer(1, "0.69") is True
+    with pytest.raises(ValueError, match="at least one question"):
+        SelfCheck([])
+
+
+def test_static_form_hides_every_answer_in_details():
+    page = static_html([MC, NUM], title="Check yourself")
+    assert page.count("<details>") == 2 and page.count("Show the answer") == 2
+    head, answers = page.split("<details>", 1)
+    assert "Only they carry labels." not in head                 # no answer before it is opened
+    assert "<strong>B: right.</strong>" in answers and "0.69 (±0.005)" in answers
+    assert "-100 &amp; add nothing" in page                     # text is escaped
+
+
+def test_the_display_carries_the_static_form_and_the_website_keeps_it():
+    quiz = SelfCheck([MC, NUM])
+    data = quiz._repr_mimebundle_()
+    assert WIDGET_VIEW in data and data["text/html"] == static_html([MC, NUM])
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("quiz")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
+    nb.cells = [cell]
+    assert static_widgets(nb) == 1
+    assert cell.outputs[0]["data"] == {"text/html": static_html([MC, NUM])}
