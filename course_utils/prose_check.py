@@ -14,7 +14,8 @@ Every reason starts with ``quoted:``, ``setting:`` or ``arithmetic:``. The rules
 
 * numbers inside inline code, fenced code, link targets and HTML tags are not prose;
 * ignored by design: integers 0-10 (counts such as "two", "3 seeds"), years 1950-2030
-  (citations), and a number right after "chapter", "lab", "section", "§", "cell" or "part";
+  (citations), a number right after "chapter", "lab", "section", "§", "cell" or "part", and
+  an exercise's expected time written as "(paper, 10 minutes)", "(reading, ...)" or "(notebook, ...)";
 * a prose number matches an output number when the output, rounded to the prose's
   decimals, equals it (``0.34`` matches ``0.3412``; ``1,500`` matches ``1500``); signs are ignored;
 * a percentage (``97.0%``) matches an output percentage, or an output fraction printed
@@ -46,7 +47,8 @@ NUMBER = re.compile(r"(?<![\w.])[-−+]?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:[
 SKIP_BEFORE = re.compile(r"(?:(?:chapters?|labs?|sections?|§|cells?|parts?|exercises?|Figure|Fig\.|Table|Eq\.)"
                          r"\s*(?:\d+\s*(?:,|–|-|and|to)\s*)*"
                          r"|(?:Llama|TRL|Python|PyTorch|torch|transformers|version|GPT-?|v)\s?"
-                         r"|\*\*Time\*\*:\s*about\s)$", re.IGNORECASE)
+                         r"|\*\*Time\*\*:\s*about\s"
+                         r"|\((?:paper|reading|notebook),\s*)$", re.IGNORECASE)  # an exercise's expected time
 STOPWORDS = {"the", "and", "for", "per", "with", "about", "that", "this", "was", "were", "are", "from",
              "its", "has", "had", "have", "not", "but", "all", "one", "two", "three", "than", "into",
              "here", "each", "run", "runs", "takes", "took", "needed", "seconds", "minutes", "min", "sec"}

@@ -44,7 +44,9 @@ def _expected(path: Path) -> dict:
             "display_math": markdown.count("$$") // 2,
             "has_math": "$" in markdown,
             "figures": sum("image/png" in o.get("data", {}) for o in outputs),
-            "bars": bars}
+            "bars": bars,
+            "quiz_questions": sum(o["data"]["text/html"].count("<details>") for o in outputs
+                                  if "selfcheck-static" in str(o.get("data", {}).get("text/html", "")))}
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +109,7 @@ def test_the_site_has_every_chapter_and_no_remote_asset(site):
 
 
 def test_every_page_in_a_browser(server):
-    outside, errors, served = [], [], []
+    outside, errors, served, quizzed = [], [], [], []
 
     def route(r):
         url = r.request.url
@@ -140,6 +142,10 @@ def test_every_page_in_a_browser(server):
                     tex_left: (clone.innerText.match(/\\$\\$|\\\\(frac|sum|theta|pi|beta|log|mathbb)\\b/g) || []),
                     images: [...article.querySelectorAll('img')].map(i => [i.src, i.naturalWidth]),
                     bars: article.querySelectorAll('progress').length,
+                    quiz: [...article.querySelectorAll('.selfcheck-static details')]
+                          .map(d => [d.open, d.querySelector('summary').checkVisibility(),
+                                     [...d.children].filter(e => e.tagName !== 'SUMMARY')
+                                                    .some(e => e.checkVisibility())]),
                     nav: [...document.querySelectorAll('nav.bd-docs-nav a.reference.internal')]
                           .map(a => [a.textContent.trim(), a.href]),
                 };
@@ -153,6 +159,15 @@ def test_every_page_in_a_browser(server):
             assert len(got["images"]) == want["figures"], name
             assert all(width > 0 for _, width in got["images"]), f"{name}: a figure did not load"
             assert got["bars"] == want["bars"], name
+            # the self-check questions in their static form: every answer closed, and hidden until opened
+            assert len(got["quiz"]) == want["quiz_questions"], name
+            assert all(q == [False, True, False] for q in got["quiz"]), f"{name}: an answer is visible: {got['quiz']}"
+            if got["quiz"]:
+                quizzed.append(name)
+                answer = page.locator(".selfcheck-static details").first
+                answer.locator("summary").click()
+                assert answer.evaluate("d => d.open && [...d.children].some(e => e.tagName !== 'SUMMARY' "
+                                       "&& e.checkVisibility())"), f"{name}: the answer does not open"
             titles = [t for t, _ in got["nav"]]
             assert titles == [_expected(c)["title"] for c in CHAPTERS], f"{name}: navigation"
             hrefs = [h.rsplit("/", 1)[-1].split("#")[0] for _, h in got["nav"]]
@@ -161,6 +176,7 @@ def test_every_page_in_a_browser(server):
     assert errors == []
     assert any("/_static/mathjax/output/chtml/fonts/" in u for u in served), "MathJax fonts not served"
     assert sum(want["figures"] for want in map(_expected, CHAPTERS)) >= 20
+    assert quizzed == [c.stem for c in CHAPTERS if _expected(c)["quiz_questions"]] and quizzed
 
 
 def test_the_site_opens_from_the_file_system(site):

@@ -57,8 +57,11 @@ def test_rounding_settings_and_declarations():
 
 def test_ignored_by_design():
     nb = notebook("Chapter 12 shows it; see lab 7 and section 2.2 (Christiano et al., 2017), with 3 seeds, "
-                  "in TRL 1.16 and Llama 3.2. **Time**: about 2 minutes to run.", "nothing\n")
+                  "in TRL 1.16 and Llama 3.2. **Time**: about 2 minutes to run. "
+                  "**1. Derive it** (paper, 15 minutes). **2. Read it** (reading, 20 minutes).", "nothing\n")
     assert check(nb) == []
+    # an exercise's expected time is exempt only in that form: a run time in prose is still checked
+    assert [f.number for f in check(notebook("The paper took 15 minutes to train.", "nothing\n"))] == ["15"]
 
 
 def test_units_are_read():

@@ -80,3 +80,24 @@ def test_the_display_carries_the_static_form_and_the_website_keeps_it():
     nb.cells = [cell]
     assert static_widgets(nb) == 1
     assert cell.outputs[0]["data"] == {"text/html": static_html([MC, NUM])}
+
+
+def test_every_chapter_quiz_exists_and_has_at_least_three_questions():
+    import re
+    from pathlib import Path
+
+    from course_utils.questions import QUESTIONS, quiz
+
+    root = Path(__file__).resolve().parents[1]
+    used = {}
+    for path in sorted((root / "chapters").glob("[0-9][0-9]_*.ipynb")):
+        code = "\n".join(c.source for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code")
+        for ch in re.findall(r"""\bquiz\(\s*["'](\d\d)["']\s*\)""", code):
+            used[ch] = path.stem
+            assert path.stem.startswith(ch), f"{path.stem} shows the questions of chapter {ch}"
+    assert set(used) == set(QUESTIONS), (sorted(used), sorted(QUESTIONS))
+    for ch, questions in QUESTIONS.items():
+        assert len(questions) >= 3, ch
+        assert quiz(ch).title.endswith(ch)
+    with pytest.raises(KeyError, match="no self-check questions for chapter '99'"):
+        quiz("99")
