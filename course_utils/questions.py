@@ -585,7 +585,8 @@ QUESTIONS_11 = [
                  Choice("The loss pushes only the difference of the two log-ratios; nothing holds either "
                         "log-probability at its level", True,
                         "The gradient is beta sigmoid(r_l - r_w) (grad log pi(y_w) - grad log pi(y_l)): the margin "
-                        "grew by about 3.9 nats as asked, while both answers became less likely than under SFT."),
+                        "grew by about 3.9 nats of log-ratio (0.39 in implicit reward at beta = 0.1) as asked, while both "
+                        "answers became less likely than under SFT."),
                  Choice("The run diverged: a working DPO run always raises the chosen answers' probability", False,
                         "Both log-probabilities often fall in practice (Pal et al., 2024; Rafailov et al., 2024). "
                         "The loss asks for a larger margin, not a more likely chosen answer."),

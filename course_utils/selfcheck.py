@@ -12,7 +12,9 @@ A chapter ends with a few :class:`Question` objects shown by :class:`SelfCheck`:
 
 A question has either ``choices`` (one or more of them correct) or a numeric ``answer``
 (right when within ``tolerance``). Every choice carries its own explanation, shown when it
-is picked; after a right answer the explanations of all choices are shown.
+is picked; after a right answer the explanations of all choices are shown. The choices are
+shown in an order shuffled once per question (seeded by its text, so the same on every run
+and in the website), so the right answer is not always the first one written.
 
 In JupyterLab the widget is live. Its display also carries a static HTML form of the same
 questions, with the answers in collapsed ``<details>`` blocks: the course website
@@ -21,8 +23,10 @@ questions, with the answers in collapsed ``<details>`` blocks: the course websit
 
 from __future__ import annotations
 
+import hashlib
 import html
 import math
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -68,8 +72,15 @@ class Question:
             if not self.why.strip():
                 raise ValueError(f"{start}: a numeric answer needs an explanation (why)")
 
+    def order(self) -> list[int]:
+        """The order in which the choices are shown: a fixed shuffle seeded by the prompt."""
+        seed = int.from_bytes(hashlib.sha256(self.prompt.encode()).digest()[:8], "big")
+        order = list(range(len(self.choices)))
+        random.Random(seed).shuffle(order)
+        return order
+
     def check(self, response: int | float | str) -> tuple[bool, str]:
-        """Grade one response: a choice index, or a number (a string is parsed).
+        """Grade one response: a choice's index in ``choices``, or a number (a string is parsed).
 
         Returns ``(correct, explanation)``; a response that cannot be graded raises ``ValueError``.
         """
@@ -88,8 +99,8 @@ class Question:
 
 def _answer_html(q: Question) -> str:
     if q.choices:
-        items = "".join(f"<li><strong>{LETTERS[i]}: {'right' if c.correct else 'wrong'}.</strong> "
-                        f"{html.escape(c.why)}</li>" for i, c in enumerate(q.choices))
+        items = "".join(f"<li><strong>{LETTERS[pos]}: {'right' if q.choices[i].correct else 'wrong'}.</strong> "
+                        f"{html.escape(q.choices[i].why)}</li>" for pos, i in enumerate(q.order()))
         return f"<ul>{items}</ul>"
     tol = f" (±{q.tolerance:g})" if q.tolerance else ""
     return f"<p><strong>{q.answer:g}{tol}.</strong> {html.escape(q.why)}</p>"
@@ -101,8 +112,8 @@ def static_html(questions: Sequence[Question], title: str = "Self-check") -> str
     for n, q in enumerate(questions, 1):
         parts.append(f"<div class='selfcheck-static-question'><p>{n}. {html.escape(q.prompt)}</p>")
         if q.choices:
-            parts.append("<ol type='A'>" + "".join(f"<li>{html.escape(c.text)}</li>" for c in q.choices)
-                         + "</ol>")
+            parts.append("<ol type='A'>" + "".join(f"<li>{html.escape(q.choices[i].text)}</li>"
+                                                    for i in q.order()) + "</ol>")
         else:
             parts.append("<p><em>(a number)</em></p>")
         parts.append(f"<details><summary>Show the answer</summary>{_answer_html(q)}</details></div>")
@@ -129,7 +140,8 @@ class SelfCheck(widgets.VBox):
     def _question_box(self, n: int, q: Question) -> widgets.VBox:
         prompt = widgets.HTML(f"<p>{n}. {html.escape(q.prompt)}</p>")
         if q.choices:
-            entry = widgets.RadioButtons(options=[(f"{LETTERS[i]}. {c.text}", i) for i, c in enumerate(q.choices)],
+            entry = widgets.RadioButtons(options=[(f"{LETTERS[pos]}. {q.choices[i].text}", i)
+                                                  for pos, i in enumerate(q.order())],
                                          value=None, layout=widgets.Layout(width="auto"))
         else:
             entry = widgets.Text(placeholder="a number", layout=widgets.Layout(width="12em"))
@@ -144,7 +156,11 @@ class SelfCheck(widgets.VBox):
         return box
 
     def answer(self, i: int, response) -> bool | None:
-        """Grade ``response`` to question ``i`` and show the feedback; returns whether it was right."""
+        """Grade ``response`` (a choice's index in ``choices``, or a number) to question ``i``.
+
+        Shows the feedback under the question; returns whether it was right (``None`` when the
+        response cannot be graded).
+        """
         q = self.questions[i]
         if response is None or response == "":
             self.feedback[i].value = "<p>Pick or type an answer first.</p>"
@@ -157,10 +173,10 @@ class SelfCheck(widgets.VBox):
         verdict = "✓ Right." if right else "✗ Not quite. Try again."
         text = f"<p><strong>{verdict}</strong> {html.escape(why)}</p>"
         if right and q.choices:
-            others = [(k, c) for k, c in enumerate(q.choices) if k != response]
+            others = [(pos, q.choices[i]) for pos, i in enumerate(q.order()) if i != response]
             text += "<p>The other choices:</p><ul>" + "".join(
-                f"<li>{LETTERS[k]} ({'also right' if c.correct else 'wrong'}): {html.escape(c.why)}</li>"
-                for k, c in others) + "</ul>"
+                f"<li>{LETTERS[pos]} ({'also right' if c.correct else 'wrong'}): {html.escape(c.why)}</li>"
+                for pos, c in others) + "</ul>"
         self.feedback[i].value = text
         return right
 

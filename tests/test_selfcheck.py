@@ -3,7 +3,7 @@ import nbformat
 import pytest
 
 from course_utils.book import WIDGET_VIEW, static_widgets
-from course_utils.selfcheck import Choice, Question, SelfCheck, static_html
+from course_utils.selfcheck import LETTERS, Choice, Question, SelfCheck, static_html
 
 MC = Question("Which tokens does masked SFT learn from?", choices=[
     Choice("every token", False, "The prompt tokens are labelled -100 & add nothing."),
@@ -54,7 +54,8 @@ def test_widget_feedback_wrong_then_right():
     assert quiz.answer(0, 1) is True
     fb = quiz.feedback[0].value
     assert "Right" in fb and "Only they carry labels." in fb
-    assert "A (wrong)" in fb and "C (wrong)" in fb          # after a right answer every option is explained
+    shown = MC.order()                                       # after a right answer every option is explained,
+    assert f"{LETTERS[shown.index(0)]} (wrong)" in fb and f"{LETTERS[shown.index(2)]} (wrong)" in fb  # by its letter
     assert quiz.answer(1, "seven") is None and "type a number" in quiz.feedback[1].value
     assert quiz.answer(1, "0.69") is True
     with pytest.raises(ValueError, match="at least one question"):
@@ -66,7 +67,10 @@ def test_static_form_hides_every_answer_in_details():
     assert page.count("<details>") == 2 and page.count("Show the answer") == 2
     head, answers = page.split("<details>", 1)
     assert "Only they carry labels." not in head                 # no answer before it is opened
-    assert "<strong>B: right.</strong>" in answers and "0.69 (±0.005)" in answers
+    assert f"<strong>{LETTERS[MC.order().index(1)]}: right.</strong>" in answers and "0.69 (±0.005)" in answers
+    listed = head[head.index("<ol"):head.index("</ol>")]
+    assert [listed.index(MC.choices[i].text) for i in MC.order()] == sorted(
+        listed.index(c.text) for c in MC.choices)                  # the static form lists the shown order
     assert "-100 &amp; add nothing" in page                     # text is escaped
 
 
@@ -101,3 +105,14 @@ def test_every_chapter_quiz_exists_and_has_at_least_three_questions():
         assert quiz(ch).title.endswith(ch)
     with pytest.raises(KeyError, match="no self-check questions for chapter '99'"):
         quiz("99")
+
+
+def test_choices_are_shown_in_a_fixed_shuffled_order():
+    from course_utils.questions import QUESTIONS
+
+    assert MC.order() == MC.order() and sorted(MC.order()) == [0, 1, 2]
+    quiz = SelfCheck([MC])
+    assert [v for _, v in quiz.inputs[0].options] == MC.order()          # the widget shows that order
+    positions = [q.order().index(next(i for i, c in enumerate(q.choices) if c.correct))
+                 for qs in QUESTIONS.values() for q in qs if q.choices]
+    assert len(set(positions)) >= 3, "the right answer sits in the same place in almost every question"
