@@ -359,7 +359,7 @@ QUESTIONS_06 = [
              ]),
     Question("The optimal FrozenLake policy goes left from the start square, into the wall. Why is that "
              "optimal?", choices=[
-                 Choice("Pushing against the wall, you either stay put or slide along it, never into a hole, "
+                 Choice("From the start square, pushing against the wall, you either stay put or slide along it, never into a hole, "
                         "and gamma = 0.99 makes waiting cheap", True,
                         "On slippery ice you move in the intended direction or one of the two perpendicular "
                         "ones; aiming at a wall turns the risky outcomes into harmless ones. The policy trades "
