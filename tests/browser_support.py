@@ -108,3 +108,16 @@ def chromium_page() -> Iterator:
             yield page
         finally:
             browser.close()
+
+
+def run_all_in_lab(page, server: str, notebook: str) -> None:
+    """Open ``notebook`` in the JupyterLab at ``server`` (``url|token``), wait for its kernel, run every cell."""
+    url, token = server.split("|")
+    page.goto(f"{url}/lab/tree/{notebook}?token={token}&reset")
+    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
+                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
+                           timeout=90_000)
+    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.ready")
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")

@@ -9,7 +9,7 @@ import json
 
 import nbformat
 
-from browser_support import chromium_page, jupyter_lab, processes_mentioning
+from browser_support import chromium_page, jupyter_lab, processes_mentioning, run_all_in_lab
 
 PAIRS = [{"pair_id": f"p{i}", "prompt": f"Write a sentence about a {s}.",
           "a": f"The happy {s} runs.", "b": f"The sad {s} sleeps."}
@@ -27,15 +27,8 @@ def _notebook(path):
     nbformat.write(nb, path)
 
 
-def _open_and_run(page, url, token):
-    page.goto(f"{url}/lab/tree/label.ipynb?token={token}&reset")
-    page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                           "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
-                           timeout=90_000)
-    page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.ready")
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+def _open_and_run(page, server):
+    run_all_in_lab(page, server, "label.ipynb")
     page.get_by_role("button", name="A is better").wait_for(timeout=90_000)
 
 
@@ -55,8 +48,7 @@ def test_widget_in_jupyterlab(tmp_path):
     _notebook(tmp_path / "label.ipynb")
     labels = tmp_path / "labels.jsonl"
     with jupyter_lab(tmp_path) as server, chromium_page() as page:
-        url, token = server.split("|")
-        _open_and_run(page, url, token)
+        _open_and_run(page, server)
         _wait_progress(page, "0 of 5 judged")
         assert "p0" in _prompt(page)
 

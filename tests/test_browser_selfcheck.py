@@ -8,7 +8,7 @@ import re
 
 import nbformat
 
-from browser_support import chromium_page, jupyter_lab, processes_mentioning
+from browser_support import chromium_page, jupyter_lab, processes_mentioning, run_all_in_lab
 
 QUIZ = '''from course_utils.selfcheck import Choice, Question, SelfCheck
 SelfCheck([
@@ -30,15 +30,7 @@ def _notebook(path):
 def test_selfcheck_in_jupyterlab(tmp_path):
     _notebook(tmp_path / "quiz.ipynb")
     with jupyter_lab(tmp_path) as server, chromium_page() as page:
-        url, token = server.split("|")
-        page.goto(f"{url}/lab/tree/quiz.ipynb?token={token}&reset")
-        page.wait_for_function("() => window.jupyterapp && window.jupyterapp.shell.currentWidget "
-                               "&& window.jupyterapp.shell.currentWidget.sessionContext "
-                               "&& window.jupyterapp.shell.currentWidget.sessionContext.session "
-                               "&& window.jupyterapp.shell.currentWidget.sessionContext.session.kernel",
-                               timeout=90_000)
-        page.evaluate("() => window.jupyterapp.shell.currentWidget.sessionContext.ready")
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        run_all_in_lab(page, server, "quiz.ipynb")
         questions = page.locator(".selfcheck .selfcheck-question")
         questions.first.wait_for(timeout=90_000)
         assert questions.count() == 2
