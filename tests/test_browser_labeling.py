@@ -40,8 +40,10 @@ def _wait_progress(page, text):
     page.locator(".preference-progress", has_text=text).wait_for(timeout=30_000)
 
 
-def _prompt(page):
-    return page.locator(".preference-prompt").inner_text()
+def _wait_prompt(page, pair_id):
+    """The prompt shown is pair ``pair_id``'s. The progress count and the prompt are separate
+    widgets, updated by separate messages: wait for this one too, do not read it at once."""
+    page.locator(".preference-prompt", has_text=f"({pair_id})").wait_for(timeout=30_000)
 
 
 def test_widget_in_jupyterlab(tmp_path):
@@ -50,7 +52,7 @@ def test_widget_in_jupyterlab(tmp_path):
     with jupyter_lab(tmp_path) as server, chromium_page() as page:
         _open_and_run(page, server)
         _wait_progress(page, "0 of 5 judged")
-        assert "p0" in _prompt(page)
+        _wait_prompt(page, "p0")
 
         page.get_by_role("button", name="A is better").click()      # p0: A
         _wait_progress(page, "1 of 5 judged")
@@ -58,7 +60,7 @@ def test_widget_in_jupyterlab(tmp_path):
         _wait_progress(page, "2 of 5 judged")
         page.get_by_role("button", name="Undo").click()             # take p1 back
         _wait_progress(page, "1 of 5 judged")
-        assert "p1" in _prompt(page)
+        _wait_prompt(page, "p1")
         page.get_by_role("button", name="Tie").click()              # p1: tie
         _wait_progress(page, "2 of 5 judged")
         keys = page.locator(".preference-keys input")
@@ -67,7 +69,7 @@ def test_widget_in_jupyterlab(tmp_path):
         _wait_progress(page, "3 of 5 judged")
         keys.press("b")                                              # p3: B, from the keyboard
         _wait_progress(page, "4 of 5 judged")
-        assert "p4" in _prompt(page)
+        _wait_prompt(page, "p4")
 
         rows = [json.loads(line) for line in labels.read_text().splitlines()]
         got = [(r["pair_id"], r["judgement"], r["chosen"]) for r in rows]
@@ -84,7 +86,7 @@ def test_widget_in_jupyterlab(tmp_path):
                       " await ctx.session.kernel.restart(); await ctx.ready; }")
         page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
         _wait_progress(page, "4 of 5 judged")
-        assert "p4" in _prompt(page)
+        _wait_prompt(page, "p4")
         page.get_by_role("button", name="A is better").click()      # p4: A
         _wait_progress(page, "5 of 5 judged")
         rows = [json.loads(line) for line in labels.read_text().splitlines()]
