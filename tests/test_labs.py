@@ -2,7 +2,7 @@
 
 Every lab in solutions/ is checked the same way (no per-lab test code): the solution
 earns full marks, the untouched student version earns 0, a half-done one earns partial
-marks. The tamper cases run on the first lab.
+marks. The tamper cases run on lab1_sft.
 """
 
 import json
@@ -16,7 +16,7 @@ from course_utils import grading
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
-TAMPER_LAB = LABS[0]
+TAMPER_LAB = "lab1_sft"  # explicit: sorting would put lab10_* first
 
 
 def _cells(path: Path) -> list[tuple]:
