@@ -108,6 +108,16 @@ def test_the_site_has_every_chapter_and_no_remote_asset(site):
     assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
 
 
+def test_folded_exercise_outputs_stay_folded_on_the_site(site):
+    """A predict-then-run reveal and a measured answer (tag ``hide-output``) sit behind a toggle."""
+    for chapter in CHAPTERS:
+        nb = nbformat.read(chapter, as_version=4)
+        folded = sum("hide-output" in c.metadata.get("tags", []) for c in nb.cells)
+        page = (site / "chapters" / f"{chapter.stem}.html").read_text()
+        assert len(re.findall(r'class="[^"]*\btag_hide-output\b', page)) == folded, chapter.name
+        assert folded == 0 or "togglebutton" in page, f"{chapter.name}: no toggle script"
+
+
 def test_every_page_in_a_browser(server):
     outside, errors, served, quizzed = [], [], [], []
 
