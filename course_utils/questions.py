@@ -543,8 +543,9 @@ QUESTIONS_10 = [
         Choice("k3 is never negative", True,
                "x - 1 - log x >= 0 for every x > 0, with equality only at x = 1."),
         Choice("k3 always has a smaller variance than k1", False,
-               "Only when pi_theta is close to pi_ref. At about 2.8 nats this chapter measured a larger "
-               "spread for k3 than for k1."),
+               "It is guaranteed only when pi_theta is close to pi_ref. Far from the reference a rare token "
+               "with a large ratio pi_ref / pi_theta gives k3 a heavy tail; exercise 4's toy policy shows its "
+               "spread overtaking k1's as the policy moves away."),
         Choice("k3 is biased, which is why InstructGPT used k1", False,
                "Both are unbiased, since E[r] = 1 under pi_theta; k3's trouble far from the reference is "
                "a heavy tail, so its sample mean is unreliable."),
@@ -566,8 +567,10 @@ QUESTIONS_11 = [
                         "Bradley-Terry uses only r_w - r_l, and both rewards carry the same beta log Z(x). Section 1 "
                         "printed beta log(pi*/pi_ref) - r as one and the same constant for all five answers."),
                  Choice("Z(x) equals 1 because pi_ref is a normalised distribution", False,
-                        "Z(x) = sum_y pi_ref(y|x) exp(r(x, y)/beta) is 1 only if the reward is 0 everywhere; in "
-                        "section 1's toy problem beta log Z was about 0.96, not 0. It cancels, it is not 1."),
+                        "Z(x) = sum_y pi_ref(y|x) exp(r(x, y)/beta) weights exp(r/beta) by pi_ref; pi_ref summing to 1 "
+                        "makes Z = 1 only for special rewards (r = 0 everywhere, or r = beta log(pi/pi_ref) for some "
+                        "policy pi). In section 1's toy problem beta log Z was about 0.96, not 0. It cancels; it is "
+                        "not 1 in general."),
                  Choice("DPO estimates Z(x) with a value head and subtracts it", False,
                         "DPO has no value head and no reward model: Z(x) drops out exactly, which is why the loss "
                         "needs only the policy's and the reference's log-probabilities."),
@@ -584,7 +587,8 @@ QUESTIONS_11 = [
              "by 2.36 nats and that of the rejected answers by 6.28. What does this show about DPO?", choices=[
                  Choice("The loss pushes only the difference of the two log-ratios; nothing holds either "
                         "log-probability at its level", True,
-                        "The gradient is beta sigmoid(r_l - r_w) (grad log pi(y_w) - grad log pi(y_l)): the margin "
+                        "The loss's gradient is -beta sigmoid(r_l - r_w) (grad log pi(y_w) - grad log pi(y_l)), so "
+                        "a step down the loss raises only the difference of the two log-probabilities: the margin "
                         "grew by about 3.9 nats of log-ratio (0.39 in implicit reward at beta = 0.1) as asked, while both "
                         "answers became less likely than under SFT."),
                  Choice("The run diverged: a working DPO run always raises the chosen answers' probability", False,

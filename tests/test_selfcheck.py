@@ -116,3 +116,21 @@ def test_choices_are_shown_in_a_fixed_shuffled_order():
     positions = [q.order().index(next(i for i, c in enumerate(q.choices) if c.correct))
                  for qs in QUESTIONS.values() for q in qs if q.choices]
     assert len(set(positions)) >= 3, "the right answer sits in the same place in almost every question"
+
+
+def test_each_chapter_stores_the_current_questions():
+    """The website shows the static form stored in the notebook's output: it must be the one
+    course_utils.questions gives now (re-run the quiz cell after editing a question)."""
+    from pathlib import Path
+
+    from course_utils.questions import QUESTIONS
+
+    root = Path(__file__).resolve().parents[1]
+    for path in sorted((root / "chapters").glob("[0-9][0-9]_*.ipynb")):
+        ch = path.name[:2]
+        if ch not in QUESTIONS:
+            continue
+        stored = [o["data"]["text/html"] for c in nbformat.read(path, as_version=4).cells
+                  for o in c.get("outputs", []) if "selfcheck-static" in str(o.get("data", {}).get("text/html", ""))]
+        assert stored == [static_html(QUESTIONS[ch], title=f"Self-check, chapter {ch}")], \
+            f"{path.name}: the stored self-check differs from course_utils.questions; re-execute it"
