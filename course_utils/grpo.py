@@ -14,32 +14,128 @@ first pass; the clipped objective is the shared PPO core's) and ``k3`` the KL es
 so its policy term is zero and only the KL term moves it. ``mean_tokens`` averages over
 every answer token of the batch (the DAPO / TRL ``loss_type="bnpo"``-style aggregation),
 not the paper's per-answer mean ``1/|o_i|`` followed by a mean over answers.
+
+**Loss aggregation** (``GRPOConfig.loss_type``, as TRL's ``GRPOConfig.loss_type``; ``l_it`` is
+the per-token loss above, policy and KL terms alike, ``m_it`` the answer-token mask)::
+
+    grpo     mean_i ( sum_t m_it l_it / |o_i| )        the paper: short answers weigh more per token
+    bnpo     sum_it m_it l_it / sum_it m_it            the course's default: every token weighs the same
+    dr_grpo  sum_it m_it l_it / (N * L_max)            Dr. GRPO (Liu et al., 2025): a constant, no length bias
+    dapo     sum_it m_it l_it / (tokens in the whole generation batch)   DAPO (Yu et al., 2025)
+
+The course updates on the whole generation batch at once, so ``dapo`` and ``bnpo`` give
+the same number here; they differ when a generation batch is split into minibatches.
+Dr. GRPO also drops the division by the group's std (``scale_rewards="none"``); DAPO also
+clips the ratio higher above than below (``clip_high=0.28``).
+
+**RLOO** (``estimator="rloo"``; Ahmadian et al., 2024, after Kool et al., 2019): the same
+groups, but the baseline of answer i is the mean reward of the *other* G - 1 answers, the KL
+penalty is part of the reward (summed k1, as TRL's ``RLOOTrainer``), and the ratio is taken
+per answer, not per token::
+
+    R_i = r_i - beta * sum_t (log pi_old - log pi_ref)_it
+    A_i = R_i - (sum_j R_j - R_i) / (G - 1)                      (an unbiased baseline: it excludes i)
+    L   = - mean_i min(rho_i A_i, clip(rho_i, 1 - eps, 1 + eps) A_i),  rho_i = pi(o_i) / pi_old(o_i)
+
+``reward_fn`` replaces the exact-answer reward (e.g. a reward model's score on open prompts).
 """
 
 from __future__ import annotations
 
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .ppo import masked_mean, ppo_loss
-from .rlhf import kl_k3, response_logits, sample_rollout
+from .ppo import clipped_surrogate, masked_mean, ppo_loss
+from .rlhf import kl_k1, kl_k3, response_logits, sample_rollout
 from .world import check_answer
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4) -> torch.Tensor:
-    """Group-normalised advantages: rewards (P * G,) ordered group by group -> (P * G,)."""
+def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4,
+                     scale: str = "group") -> torch.Tensor:
+    """Group-normalised advantages: rewards (P * G,) ordered group by group -> (P * G,).
+
+    ``A = (r - group mean) / (std + eps)`` with the group's std (``scale="group"``), the whole
+    batch's (``"batch"``), or no division at all (``"none"``, Dr. GRPO), as TRL's ``scale_rewards``.
+    """
+    if rewards.numel() % group_size:
+        raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
+    if scale not in ("group", "batch", "none"):
+        raise ValueError(f"scale must be 'group', 'batch' or 'none', not {scale!r}")
+    r = rewards.view(-1, group_size)
+    mean = r.mean(1, keepdim=True)
+    if scale == "none":
+        return (r - mean).view(-1)
+    std = r.std(1, keepdim=True) if scale == "group" else rewards.std()   # unbiased, as TRL
+    return ((r - mean) / (std + eps)).view(-1)
+
+
+def rloo_advantages(rewards: torch.Tensor, group_size: int) -> torch.Tensor:
+    """Leave-one-out advantages: ``A_i = r_i - mean_{j != i} r_j`` within each group; (P * G,) -> (P * G,)."""
+    if group_size < 2:
+        raise ValueError("RLOO needs at least two answers per prompt")
     if rewards.numel() % group_size:
         raise ValueError(f"{rewards.numel()} rewards do not split into groups of {group_size}")
     r = rewards.view(-1, group_size)
-    mean = r.mean(1, keepdim=True)
-    std = r.std(1, keepdim=True)          # unbiased, as TRL
-    return ((r - mean) / (std + eps)).view(-1)
+    baseline = (r.sum(1, keepdim=True) - r) / (group_size - 1)
+    return (r - baseline).view(-1)
+
+
+LOSS_TYPES = ("grpo", "bnpo", "dr_grpo", "dapo")
+
+
+def aggregate_tokens(x: torch.Tensor, mask: torch.Tensor, loss_type: str = "bnpo",
+                     max_completion_length: int | None = None, num_items: float | None = None) -> torch.Tensor:
+    """Average a per-token quantity ``x`` (N, T) over the answer tokens ``mask`` (N, T) as ``loss_type`` says
+    (module docstring). ``dr_grpo`` needs ``max_completion_length``; ``dapo`` divides by ``num_items``
+    (the tokens of the whole generation batch; default: those of this batch)."""
+    if loss_type == "grpo":
+        return ((x * mask).sum(-1) / mask.sum(-1).clamp(min=1.0)).mean()
+    if loss_type == "bnpo":
+        return masked_mean(x, mask)
+    if loss_type == "dr_grpo":
+        if not max_completion_length:
+            raise ValueError("dr_grpo divides by max_completion_length: give it")
+        return (x * mask).sum() / (x.shape[0] * max_completion_length)
+    if loss_type == "dapo":
+        return (x * mask).sum() / (mask.sum() if num_items is None else torch.as_tensor(num_items)).clamp(min=1.0)
+    raise ValueError(f"unknown loss_type {loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
+
+
+def grpo_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, ref_logp: torch.Tensor, advantages: torch.Tensor,
+              mask: torch.Tensor, beta: float = 0.04, loss_type: str = "bnpo", clip: float = 0.2,
+              clip_high: float | None = None, max_completion_length: int | None = None,
+              num_items: float | None = None, kl_ratio_correction: bool = False) -> torch.Tensor:
+    """GRPO's loss (module docstring): the clipped objective plus ``beta`` k3, aggregated by ``loss_type``.
+
+    All tensors are (N, T) (the advantage of answer i repeated along its tokens); the result
+    is ``aggregate(clipped) + beta * aggregate(k3)``, which equals TRL's aggregate of the sum.
+    ``kl_ratio_correction``: weigh k3 by the ratio ``pi / pi_old`` (the samples come from
+    ``pi_old``, so the weighted mean estimates KL(pi || pi_ref) without bias), as TRL's
+    ``use_bias_correction_kl`` (on by default there); the course's loop leaves it off.
+    """
+    policy = aggregate_tokens(clipped_surrogate(new_logp, old_logp, advantages, clip, clip_high), mask,
+                              loss_type, max_completion_length, num_items)
+    k3 = kl_k3(new_logp, ref_logp)
+    if kl_ratio_correction:
+        k3 = k3 * (new_logp - old_logp).exp()
+    kl = aggregate_tokens(k3, mask, loss_type, max_completion_length, num_items)
+    return policy + beta * kl
+
+
+def rloo_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor, mask: torch.Tensor,
+              clip: float = 0.2, clip_high: float | None = None) -> torch.Tensor:
+    """RLOO's loss (module docstring): the clipped objective on whole-answer ratios.
+
+    ``new_logp``, ``old_logp``, ``mask``: (N, T) token log-probabilities and answer mask;
+    ``advantages``: (N,). Returns ``mean_i -min(rho_i A_i, clip(rho_i) A_i)``.
+    """
+    return clipped_surrogate((new_logp * mask).sum(1), (old_logp * mask).sum(1), advantages, clip, clip_high).mean()
 
 
 @dataclass
@@ -57,6 +153,10 @@ class GRPOConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     desc: str = "GRPO"
+    loss_type: str = "bnpo"        # token aggregation: grpo | bnpo | dr_grpo | dapo (module docstring)
+    scale_rewards: str = "group"   # divide by the group's std, the batch's, or "none" (Dr. GRPO)
+    clip_high: float | None = None  # upper clip (DAPO: 0.28); None: the same as `clip`
+    estimator: str = "grpo"        # "grpo" (group-normalised, per token) or "rloo" (leave-one-out, per answer)
 
 
 @dataclass
@@ -67,14 +167,20 @@ class GRPOResult:
 
 
 def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConfig,
-               progress: bool = True) -> GRPOResult:
-    """GRPO on ``policy`` (in place) over instruction ``rows`` (``prompt``, ``response``): reward 1 for an exact answer.
+               progress: bool = True,
+               reward_fn: Callable[[list[str], list[str]], torch.Tensor] | None = None) -> GRPOResult:
+    """GRPO (or RLOO) on ``policy`` (in place) over instruction ``rows`` (``prompt``, ``response``): reward 1 for
+    an exact answer, or ``reward_fn(prompts, responses) -> (N,)`` if given (then rows need only ``prompt``).
 
     Logged per step: ``reward`` (mean over the sampled answers: accuracy at the sampling
     temperature), ``solved_groups`` (share of groups with every answer right),
     ``zero_std_groups``, ``kl`` (mean per-answer k3 sum), ``clip_fraction``, ``loss``.
     """
     cfg = config
+    if cfg.loss_type not in LOSS_TYPES:
+        raise ValueError(f"unknown loss_type {cfg.loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
+    if cfg.estimator not in ("grpo", "rloo"):
+        raise ValueError(f"estimator must be 'grpo' or 'rloo', not {cfg.estimator!r}")
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     ref.eval()
@@ -86,18 +192,35 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     for step in bar:
         picked = [rng.choice(rows) for _ in range(cfg.prompts_per_step)]
         prompts = [r["prompt"] for r in picked for _ in range(cfg.group_size)]
-        targets = [r["response"] for r in picked for _ in range(cfg.group_size)]
         ro = sample_rollout(policy, None, ref, tokenizer, prompts, cfg.max_new_tokens, cfg.temperature)
-        rewards = torch.tensor([float(check_answer(o, t)) for o, t in zip(ro.responses, targets)])
-        adv = group_advantages(rewards, cfg.group_size).unsqueeze(1).expand_as(ro.mask)
+        if reward_fn is None:
+            targets = [r["response"] for r in picked for _ in range(cfg.group_size)]
+            rewards = torch.tensor([float(check_answer(o, t)) for o, t in zip(ro.responses, targets)])
+        else:
+            rewards = torch.as_tensor(reward_fn(ro.prompts, ro.responses), dtype=torch.float32).view(-1)
+        if cfg.estimator == "rloo":
+            shaped = rewards - cfg.beta * (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1)
+            adv = rloo_advantages(shaped, cfg.group_size)
+        else:
+            adv = group_advantages(rewards, cfg.group_size, scale=cfg.scale_rewards).unsqueeze(1).expand_as(ro.mask)
         policy.train()
         for _ in range(cfg.iterations):
             logits = response_logits(policy, ro.batch)
             new_logp = torch.gather(F.log_softmax(logits, -1), 2, ro.tokens.unsqueeze(-1)).squeeze(-1)
-            clipped = ppo_loss(new_logp, ro.old_logp, adv, torch.zeros_like(adv), torch.zeros_like(adv),
-                               clip=cfg.clip, vf_coef=0.0, mask=ro.mask)
-            kl = masked_mean(kl_k3(new_logp, ro.ref_logp), ro.mask)
-            loss = clipped.policy + cfg.beta * kl
+            if cfg.estimator == "rloo":
+                loss = rloo_loss(new_logp, ro.old_logp, adv, ro.mask, cfg.clip, cfg.clip_high)
+                clipped = ppo_loss((new_logp * ro.mask).sum(1).detach(), (ro.old_logp * ro.mask).sum(1), adv,
+                                   torch.zeros_like(adv), torch.zeros_like(adv), clip=cfg.clip, vf_coef=0.0)
+            elif cfg.loss_type == "bnpo" and cfg.clip_high is None:   # the course's default, unchanged
+                clipped = ppo_loss(new_logp, ro.old_logp, adv, torch.zeros_like(adv), torch.zeros_like(adv),
+                                   clip=cfg.clip, vf_coef=0.0, mask=ro.mask)
+                kl = masked_mean(kl_k3(new_logp, ro.ref_logp), ro.mask)
+                loss = clipped.policy + cfg.beta * kl
+            else:
+                loss = grpo_loss(new_logp, ro.old_logp, ro.ref_logp, adv, ro.mask, cfg.beta, cfg.loss_type,
+                                 cfg.clip, cfg.clip_high, cfg.max_new_tokens)
+                clipped = ppo_loss(new_logp.detach(), ro.old_logp, adv, torch.zeros_like(adv),
+                                   torch.zeros_like(adv), clip=cfg.clip, vf_coef=0.0, mask=ro.mask)
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)

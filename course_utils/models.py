@@ -20,6 +20,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 
 from transformers.utils import logging as hf_logging
 
+from .device import autocast, pick_device
 from .tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -123,12 +124,15 @@ def load_tokenizer(name_or_path: str | os.PathLike = "base"):
 
 
 def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm",
-               num_labels: int = 1, dtype: torch.dtype = torch.float32):
+               num_labels: int = 1, dtype: torch.dtype = torch.float32,
+               device: str | torch.device | None = None):
     """Load ``(model, tokenizer)`` from a shipped name, a local folder or a hub id.
 
     ``kind="causal-lm"`` gives a language model; ``kind="classifier"`` a sequence
     classification model with ``num_labels`` outputs (a reward model has one), whose
     head is new when the checkpoint is a language model. Weights come from safetensors only.
+    ``device``: ``None`` leaves the model on the CPU; ``"auto"`` puts it on
+    :func:`device.pick_device`'s choice (CUDA, MPS, CPU); a name such as ``"cuda:0"`` there.
     """
     path = resolve(name_or_path)
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -143,6 +147,8 @@ def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm"
         model = auto.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
+    if device is not None:
+        model.to(pick_device(device))
     model.eval()
     return model, tokenizer
 
@@ -182,9 +188,10 @@ def generate(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_toke
             enc = {k: v.to(model.device) for k, v in enc.items()}
             sampling = {"do_sample": True, "temperature": temperature, "top_k": 0, "top_p": 1.0} \
                 if temperature > 0 else {"do_sample": False}
-            out = model.generate(**enc, max_new_tokens=max_new_tokens,
-                                 pad_token_id=tokenizer.pad_token_id,
-                                 eos_token_id=tokenizer.eos_token_id, **sampling)
+            with autocast(model.device):
+                out = model.generate(**enc, max_new_tokens=max_new_tokens,
+                                     pad_token_id=tokenizer.pad_token_id,
+                                     eos_token_id=tokenizer.eos_token_id, **sampling)
             new = out[:, enc["input_ids"].shape[1]:]
             outputs += tokenizer.batch_decode(new, skip_special_tokens=True)
     finally:

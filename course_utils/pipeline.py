@@ -29,11 +29,17 @@ Stages:
           ``grpo_accuracy_gain``: exact-match accuracy of temperature-1 samples on those
           problems, after minus before; ``grpo_test_accuracy_*``: the same on the test
           split's pairs, which GRPO never practised.
+    rloo  RLOO (:func:`grpo.train_grpo` with ``estimator="rloo"``): groups of 4 answers per open
+          prompt, the reward model's score minus a KL penalty, a leave-one-out baseline;
+          ``rloo_gold_gain`` and ``rloo_kl`` measured as for PPO.
+    kto   KTO (:func:`kto.run_kto`) on the DPO stage's labelled pairs, unpaired (each chosen answer
+          desirable, each rejected one undesirable); ``kto_gold_gain`` and ``kto_kl`` measured as
+          for PPO.
 
 Stages run in the order given; a stage that needs a checkpoint (``sft`` for ``rm``,
-``ppo``, ``dpo``, ``grpo``; ``rm`` for ``ppo``) takes the one an earlier stage of the same
-command trained, else the shipped one. With no ``--stages`` every stage runs, from the
-shipped base model: SFT, reward model, PPO, DPO, GRPO, then the classic RL stages.
+``ppo``, ``dpo``, ``grpo``, ``rloo``, ``kto``; ``rm`` for ``ppo`` and ``rloo``) takes the one an
+earlier stage of the same command trained, else the shipped one. With no ``--stages`` every stage runs, from the
+shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, then the classic RL stages.
     qlearning     tabular Q-learning on slippery FrozenLake 4x4; ``frozenlake_success``: success
                   rate of the greedy policy over 1,000 evaluation episodes (and the optimum's,
                   from value iteration, for comparison).
@@ -41,6 +47,11 @@ shipped base model: SFT, reward model, PPO, DPO, GRPO, then the classic RL stage
                   training episodes (and of 20 greedy evaluation episodes).
     ppo_cartpole  PPO on CartPole-v1 with the course's PPO core; ``ppo_cartpole_return``: mean
                   return of the last 20 training episodes (and of 20 greedy evaluation episodes).
+
+With ``--model NAME_OR_FOLDER`` (a hub id or a folder saved with ``save_pretrained``) the stages
+``sft``, ``rm`` and ``dpo`` run on that model with ``--sft-data`` and ``--preference-data``
+(default ``--stages sft,dpo``), scored on held-out rows without a gold reward; see
+:mod:`course_utils.real_model`.
 """
 
 from __future__ import annotations
@@ -169,6 +180,36 @@ def stage_grpo(args: argparse.Namespace) -> dict[str, float]:
             "grpo_test_accuracy_after": round(test_after, 4)}
 
 
+def stage_rloo(args: argparse.Namespace) -> dict[str, float]:
+    """RLOO from the SFT model against the reward model: leave-one-out baseline, KL penalty in the reward."""
+    from .grpo import GRPOConfig, train_grpo
+    from .reward_model import score
+    from .training import save_checkpoint
+    policy, ref, rm, tok = _policy_ref_rm(args)
+    rows = [{"prompt": p} for p in world.open_prompts(seed=args.seed + 1, n=4000)["prompt"]]
+    cfg = GRPOConfig(steps=args.rloo_steps, prompts_per_step=16, group_size=4, max_new_tokens=24,
+                     beta=args.rloo_beta, lr=1e-4, iterations=4, estimator="rloo", seed=args.seed, desc="RLOO")
+    res = train_grpo(policy, ref, tok, rows, cfg, reward_fn=lambda p, r: score(rm, tok, p, r))
+    before, after = _gold_comparison(policy, ref, rm, tok, args)
+    save_checkpoint(Path(args.out) / "rloo", policy, tok, history=res.history)
+    return {"rloo_gold_gain": round(after["gold"] - before["gold"], 4), "rloo_kl": round(after["kl_exact"], 3)}
+
+
+def stage_kto(args: argparse.Namespace) -> dict[str, float]:
+    """KTO from the SFT model on the DPO stage's preference labels, unpaired into desirable / undesirable."""
+    from .kto import run_kto, unpaired_rows
+    from .reward_model import preference_data
+    from .training import TrainConfig, save_checkpoint
+    policy, ref, rm, tok = _policy_ref_rm(args)
+    labels = preference_data(ref, tok, args.dpo_prompts, seed=args.seed, prompt_seed=args.seed + 1)
+    cfg = TrainConfig(steps=args.kto_steps, batch_size=64, lr=args.dpo_lr, warmup_steps=10, log_every=10,
+                      seed=args.seed, desc="KTO")
+    res = run_kto(policy, ref, tok, unpaired_rows(labels), cfg, beta=args.kto_beta)
+    before, after = _gold_comparison(policy, ref, rm, tok, args)
+    save_checkpoint(Path(args.out) / "kto", policy, tok, history=res.history)
+    return {"kto_gold_gain": round(after["gold"] - before["gold"], 4), "kto_kl": round(after["kl_exact"], 3)}
+
+
 def stage_qlearning(args: argparse.Namespace) -> dict[str, float]:
     """Q-learning on slippery FrozenLake 4x4, compared with value iteration's optimal policy."""
     import gymnasium as gym
@@ -208,7 +249,7 @@ def stage_ppo_cartpole(args: argparse.Namespace) -> dict[str, float]:
 
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
     "base": stage_base, "sft": stage_sft, "rm": stage_rm, "ppo": stage_ppo, "dpo": stage_dpo,
-    "grpo": stage_grpo, "qlearning": stage_qlearning, "dqn": stage_dqn,
+    "grpo": stage_grpo, "rloo": stage_rloo, "kto": stage_kto, "qlearning": stage_qlearning, "dqn": stage_dqn,
     "ppo_cartpole": stage_ppo_cartpole}
 
 
@@ -233,20 +274,30 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--dpo-beta", type=float, default=0.5)
     ap.add_argument("--dpo-lr", type=float, default=1e-4)
     ap.add_argument("--grpo-steps", type=int, default=40, help="GRPO steps (16 prompts x 8 answers)")
+    ap.add_argument("--rloo-steps", type=int, default=50, help="RLOO steps (16 prompts x 4 answers)")
+    ap.add_argument("--rloo-beta", type=float, default=0.1, help="RLOO's KL penalty per answer")
+    ap.add_argument("--kto-steps", type=int, default=125,
+                    help="KTO optimisation steps (batch 64 answers: 32 pairs' worth, as DPO)")
+    ap.add_argument("--kto-beta", type=float, default=0.5)
     ap.add_argument("--eval-prompts", type=int, default=200,
                     help="held-out open prompts for the gold comparisons (2 samples each)")
+    from .real_model import STAGES as REAL_STAGES, add_arguments
+    add_arguments(ap)
     args = ap.parse_args(argv)
     args.produced = {}
+    stages = REAL_STAGES if args.model else STAGES  # --model: the real-model stages
+    if args.model and args.stages == ",".join(STAGES):
+        args.stages = "sft,dpo"
     names = [s.strip() for s in args.stages.split(",") if s.strip()]
-    unknown = [s for s in names if s not in STAGES]
+    unknown = [s for s in names if s not in stages]
     if unknown or not names:
-        ap.error(f"unknown stage(s) {unknown}; choose from {', '.join(STAGES)}")
+        ap.error(f"unknown stage(s) {unknown}; choose from {', '.join(stages)}")
     torch.manual_seed(args.seed)
     metrics: dict[str, float] = {}
     for name in names:
         print(f"== stage {name}", flush=True)
         t0 = time.perf_counter()
-        metrics.update(STAGES[name](args))
+        metrics.update(stages[name](args))
         metrics[f"seconds_{name}"] = round(time.perf_counter() - t0, 1)
     width = max(len(k) for k in metrics)
     print("\n" + "metric".ljust(width) + " | value")

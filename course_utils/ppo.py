@@ -58,6 +58,19 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tens
     return (x * mask).sum() / mask.sum().clamp(min=1)
 
 
+def clipped_surrogate(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.Tensor,
+                      clip: float = 0.2, clip_high: float | None = None) -> torch.Tensor:
+    """PPO's clipped objective per element, as a loss: ``-min(rho * A, clip(rho, 1 - eps, 1 + eps_high) * A)``.
+
+    ``rho = exp(new_logp - old_logp)``; ``eps_high = clip`` unless ``clip_high`` is given
+    (DAPO's "clip-higher", Yu et al. 2025, uses 0.28). All tensors share one shape; the
+    caller chooses how to average (:func:`ppo_loss`: a masked mean).
+    """
+    ratio = (new_logp - old_logp).exp()
+    high = clip if clip_high is None else clip_high
+    return -torch.min(ratio * advantages, ratio.clamp(1 - clip, 1 + high) * advantages)
+
+
 @dataclass
 class PPOLoss:
     """The total loss and its parts (tensors); diagnostics are floats."""
@@ -80,9 +93,7 @@ def ppo_loss(new_logp: torch.Tensor, old_logp: torch.Tensor, advantages: torch.T
     """
     log_ratio = new_logp - old_logp
     ratio = log_ratio.exp()
-    unclipped = ratio * advantages
-    clipped = ratio.clamp(1 - clip, 1 + clip) * advantages
-    policy = -masked_mean(torch.min(unclipped, clipped), mask)
+    policy = masked_mean(clipped_surrogate(new_logp, old_logp, advantages, clip), mask)
     value = 0.5 * masked_mean((new_values - returns) ** 2, mask)
     ent = masked_mean(entropy, mask) if entropy is not None else torch.zeros(())
     total = policy + vf_coef * value - ent_coef * ent

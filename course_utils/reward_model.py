@@ -50,11 +50,14 @@ def sample_pairs(model, tokenizer, prompts: Sequence[str], temperature: float = 
 # ---------------------------------------------------------------------------------
 # Tokenization and batches
 # ---------------------------------------------------------------------------------
-def tokenize_response(tokenizer, prompt: str, response: str) -> list[int]:
-    """Token ids of the chat ``[user: prompt, assistant: response]``, as the policy wrote it."""
-    return list(tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-        tokenize=True, return_dict=True)["input_ids"])
+def tokenize_response(tokenizer, prompt, response: str) -> list[int]:
+    """Token ids of the chat ``[user: prompt, assistant: response]``, as the policy wrote it.
+
+    ``prompt`` is a user message or a list of messages (a multi-turn history).
+    """
+    from .sft import chat_messages
+    return list(tokenizer.apply_chat_template(chat_messages(prompt, response),
+                                              tokenize=True, return_dict=True)["input_ids"])
 
 
 def tokenize_preferences(tokenizer, rows: Iterable[Mapping]) -> list[dict[str, list[int]]]:
@@ -122,7 +125,9 @@ def score(model, tokenizer, prompts: Sequence[str], responses: Sequence[str],
         raise ValueError(f"{len(prompts)} prompts but {len(responses)} responses")
     model.eval()
     seqs = [tokenize_response(tokenizer, p, r) for p, r in zip(prompts, responses)]
-    out = [rewards(model, pad_right(seqs[i:i + batch_size], tokenizer.pad_token_id))
+    device = next(model.parameters()).device
+    out = [rewards(model, {k: v.to(device) for k, v in
+                           pad_right(seqs[i:i + batch_size], tokenizer.pad_token_id).items()})
            for i in range(0, len(seqs), batch_size)]
     return torch.cat(out) if out else torch.zeros(0)
 

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 from . import world
 from .ppo import gae, ppo_update
 from .reward_model import score
+from .device import autocast, to_device
 from .tokenizer import chat_prompt
 
 
@@ -127,7 +128,9 @@ def sample_rollout(policy, value_head: ValueHead | None, ref, tokenizer, prompts
                    max_new_tokens: int = 24, temperature: float = 1.0) -> Rollout:
     """Sample one response per prompt with the KV cache, then score every response token.
 
-    Without a ``value_head`` (GRPO) the values are zeros.
+    Without a ``value_head`` (GRPO) the values are zeros. Everything runs on the policy's
+    device; sampling runs under :func:`device.autocast` (bfloat16 on a GPU that supports it),
+    the log-probabilities that PPO compares are computed in the weights' dtype.
     """
     policy.eval()
     texts = [chat_prompt(tokenizer, p) for p in prompts]
@@ -136,9 +139,11 @@ def sample_rollout(policy, value_head: ValueHead | None, ref, tokenizer, prompts
         enc = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
     finally:
         tokenizer.padding_side = old_side
-    seq = policy.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
-                          max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
-                          eos_token_id=tokenizer.eos_token_id)
+    enc = to_device(enc, policy.device)
+    with autocast(policy.device):
+        seq = policy.generate(**enc, do_sample=True, temperature=temperature, top_k=0, top_p=1.0,
+                              max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                              eos_token_id=tokenizer.eos_token_id)
     P = enc["input_ids"].shape[1]
     tokens = seq[:, P:]
     is_eos = tokens == tokenizer.eos_token_id
@@ -162,7 +167,7 @@ def token_rewards(score: torch.Tensor, logp: torch.Tensor, ref_logp: torch.Tenso
     """Per-token rewards (B, T): ``-kl_coef * (logp - ref_logp)`` on response tokens, plus ``score`` (B,) at the last one."""
     rewards = -kl_coef * (logp - ref_logp) * mask
     last = (mask.sum(1).long() - 1).clamp(min=0)
-    rewards[torch.arange(len(score)), last] += score
+    rewards[torch.arange(len(score), device=score.device), last] += score
     return rewards
 
 
@@ -174,9 +179,9 @@ def token_advantages(rewards: torch.Tensor, values: torch.Tensor, mask: torch.Te
     after the last token is 0 (the episode is over).
     """
     length = mask.sum(1, keepdim=True)
-    t = torch.arange(mask.shape[1]).unsqueeze(0)
+    t = torch.arange(mask.shape[1], device=mask.device).unsqueeze(0)
     dones = (t >= length - 1).float()                       # done at the last token and after
-    adv, ret = gae(rewards.T, (values * mask).T, dones.T, torch.zeros(rewards.shape[0]), gamma, lam)
+    adv, ret = gae(rewards.T, (values * mask).T, dones.T, torch.zeros(rewards.shape[0], device=rewards.device), gamma, lam)
     return adv.T * mask, ret.T * mask
 
 
@@ -236,7 +241,7 @@ def train_ppo_rlhf(policy, ref, reward_model, tokenizer, prompts: Sequence[str],
     for model in (ref, reward_model):
         model.eval()
         model.requires_grad_(False)
-    value_head = ValueHead(policy.config.hidden_size)
+    value_head = ValueHead(policy.config.hidden_size).to(policy.device)
     params = list(policy.parameters()) + list(value_head.parameters())
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=0.0)
     result = RLHFResult(policy, value_head, config=asdict(cfg))

@@ -11,7 +11,8 @@ right-padded with the pad token; padded positions get attention mask 0 and label
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -21,26 +22,143 @@ from .training import TrainConfig, TrainResult, train
 IGNORE_INDEX = -100
 
 
-def tokenize_chat(tokenizer, prompt: str, response: str, mask_prompt: bool = True) -> dict[str, list[int]]:
-    """Token ids of a (prompt, response) chat and their labels.
+Message = Mapping[str, str]
+_GENERATION_TAG = re.compile(r"\{%-?\s*generation\s*-?%\}")
 
-    The chat template marks the assistant's tokens (``{% generation %}``); with
-    ``mask_prompt=True`` every other token gets label -100.
+
+class ChatTemplateError(ValueError):
+    """A chat template cannot be used to find the assistant's tokens."""
+
+
+def chat_messages(prompt: str | Sequence[Message], response: str | None = None) -> list[dict[str, str]]:
+    """The conversation ``prompt`` (a user message, or a list of messages) plus an assistant ``response``.
+
+    >>> chat_messages("Hi", "Hello")
+    [{'role': 'user', 'content': 'Hi'}, {'role': 'assistant', 'content': 'Hello'}]
     """
-    enc = tokenizer.apply_chat_template(
-        [{"role": "user", "content": prompt}, {"role": "assistant", "content": response}],
-        tokenize=True, return_dict=True, return_assistant_tokens_mask=True)
-    ids = list(enc["input_ids"])
-    mask = list(enc["assistant_masks"])
+    if isinstance(prompt, str):
+        messages = [{"role": "user", "content": prompt}]
+    else:
+        messages = [{"role": m["role"], "content": m["content"]} for m in prompt]
+    if response is not None:
+        messages.append({"role": "assistant", "content": response})
+    return messages
+
+
+def has_generation_markers(tokenizer) -> bool:
+    """Whether the tokenizer's chat template wraps assistant text in ``{% generation %}`` markers."""
+    return bool(_GENERATION_TAG.search(tokenizer.chat_template or ""))
+
+
+def _render(tokenizer, messages: list[dict], add_generation_prompt: bool) -> str:
+    return tokenizer.apply_chat_template(messages, tokenize=False,
+                                         add_generation_prompt=add_generation_prompt)
+
+
+def assistant_spans(tokenizer, messages: Sequence[Message]) -> tuple[str, list[tuple[int, int]]]:
+    """The rendered conversation and the character span of every assistant turn in it.
+
+    Works with any chat template, markers or not. For the assistant message ``i``::
+
+        start = len(render(messages[:i], add_generation_prompt=True))    # up to the assistant header
+        end   = len(render(messages[:i + 1]).rstrip())                    # answer + end-of-turn token
+
+    so a span holds the answer and whatever the template closes a turn with (``<|im_end|>``,
+    ``<|eot_id|>``, ``<end_of_turn>``, ``</s>``), but not the whitespace some templates put
+    after it. A system prompt the template inserts by itself sits in every rendering, so it
+    falls before the first span. Raises :class:`ChatTemplateError` if a rendering is not a
+    prefix of the whole conversation (templates that rewrite earlier turns, e.g. by dropping
+    the reasoning of old answers).
+    """
+    messages = [dict(m) for m in messages]
+    full = _render(tokenizer, messages, False)
+    spans = []
+    for i, m in enumerate(messages):
+        if m["role"] != "assistant":
+            continue
+        head = _render(tokenizer, messages[:i], True) if i else ""
+        upto = _render(tokenizer, messages[:i + 1], False).rstrip()
+        for part in (head, upto):
+            if not full.startswith(part):
+                raise ChatTemplateError(
+                    f"the chat template renders the first {i + 1} messages differently inside the whole "
+                    "conversation, so the assistant's tokens cannot be located; add {% generation %} "
+                    "markers to the template")
+        if not upto.startswith(head) or len(upto) <= len(head):
+            raise ChatTemplateError(f"the chat template rendered no text for assistant message {i}")
+        spans.append((len(head), len(upto)))
+    return full, spans
+
+
+def assistant_mask(tokenizer, messages: Sequence[Message]) -> tuple[list[int], list[int]]:
+    """Token ids of a conversation and a 0/1 mask of the tokens the assistant wrote (same length).
+
+    With ``{% generation %}`` markers in the template (the course's own) the mask is
+    transformers' ``return_assistant_tokens_mask``. Otherwise a token is marked when its
+    characters overlap an assistant span of :func:`assistant_spans` (this needs a fast
+    tokenizer's offsets). The text is tokenized without adding special tokens, as
+    ``apply_chat_template`` does: the template writes its own.
+    """
+    messages = [dict(m) for m in messages]
+    if has_generation_markers(tokenizer):
+        enc = tokenizer.apply_chat_template(messages, tokenize=True, return_dict=True,
+                                            return_assistant_tokens_mask=True)
+        return list(enc["input_ids"]), list(enc["assistant_masks"])
+    if not getattr(tokenizer, "is_fast", False):
+        raise ChatTemplateError("a chat template without {% generation %} markers needs a fast "
+                                "tokenizer (one with character offsets)")
+    text, spans = assistant_spans(tokenizer, messages)
+    enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+    mask = [int(any(s < b and e > a for a, b in spans)) for s, e in enc["offset_mapping"]]
+    return list(enc["input_ids"]), mask
+
+
+def tokenize_messages(tokenizer, messages: Sequence[Message], mask_prompt: bool = True,
+                      last_turn_only: bool = False) -> dict[str, list[int]]:
+    """Token ids of a conversation and their labels: the assistant's tokens, -100 elsewhere.
+
+    ``last_turn_only``: label only the final assistant turn (DPO's ``log pi(y|x)`` is the
+    answer's log-probability; earlier turns belong to the prompt ``x``).
+    """
+    ids, mask = assistant_mask(tokenizer, messages)
     if not any(mask):
-        raise ValueError(f"the chat template marked no assistant tokens for response {response!r}")
+        raise ValueError(f"the chat template marked no assistant tokens in {list(messages)!r}"[:300])
+    if last_turn_only:  # keep the last run of ones
+        end = max(i for i, m in enumerate(mask) if m) + 1
+        start = end
+        while start > 0 and mask[start - 1]:
+            start -= 1
+        mask = [int(start <= i < end) for i in range(len(mask))]
     labels = [t if (m or not mask_prompt) else IGNORE_INDEX for t, m in zip(ids, mask)]
     return {"input_ids": ids, "labels": labels}
 
 
-def tokenize_rows(tokenizer, rows: Iterable[Mapping], mask_prompt: bool = True) -> list[dict]:
-    """:func:`tokenize_chat` applied to rows with ``prompt`` and ``response`` fields."""
-    return [tokenize_chat(tokenizer, r["prompt"], r["response"], mask_prompt) for r in rows]
+def tokenize_chat(tokenizer, prompt: str | Sequence[Message], response: str,
+                  mask_prompt: bool = True) -> dict[str, list[int]]:
+    """Token ids of a (prompt, response) chat and their labels.
+
+    ``prompt`` is a user message or a list of messages (a multi-turn history); only the
+    ``response`` (with its end-of-turn token) is labelled, every other token gets -100
+    when ``mask_prompt=True``. Any chat template works (see :func:`assistant_mask`).
+    """
+    return tokenize_messages(tokenizer, chat_messages(prompt, response), mask_prompt,
+                             last_turn_only=not isinstance(prompt, str))
+
+
+def tokenize_rows(tokenizer, rows: Iterable[Mapping], mask_prompt: bool = True,
+                  max_length: int | None = None) -> list[dict]:
+    """Rows with ``prompt`` and ``response`` (or a ``messages`` conversation) -> labelled tokens.
+
+    A ``messages`` row has every assistant turn labelled. With ``max_length``, examples
+    longer than that many tokens are left out (cutting one could leave no answer tokens).
+    """
+    out = []
+    for r in rows:
+        ex = (tokenize_messages(tokenizer, r["messages"], mask_prompt) if "messages" in r
+              else tokenize_chat(tokenizer, r["prompt"], r["response"], mask_prompt))
+        if max_length is None or len(ex["input_ids"]) <= max_length:
+            out.append(ex)
+    return out
 
 
 def tokenize_documents(tokenizer, docs: Iterable[str]) -> list[dict[str, list[int]]]:
@@ -74,12 +192,14 @@ def collate_sft(examples: list[dict], pad_token_id: int) -> dict[str, torch.Tens
 
 
 def run_sft(model, tokenizer, rows: Iterable[Mapping], config: TrainConfig,
-            mask_prompt: bool = True, replay: Iterable[str] = (), **train_kwargs) -> TrainResult:
+            mask_prompt: bool = True, replay: Iterable[str] = (), max_length: int | None = None,
+            **train_kwargs) -> TrainResult:
     """Fine-tune ``model`` on instruction ``rows`` with the course loop (:func:`training.train`).
 
     ``replay``: optional pretraining documents mixed into the data (see :func:`tokenize_documents`).
+    ``max_length``: leave out examples longer than that many tokens (see :func:`tokenize_rows`).
     """
-    data = tokenize_rows(tokenizer, rows, mask_prompt) + tokenize_documents(tokenizer, replay)
+    data = tokenize_rows(tokenizer, rows, mask_prompt, max_length) + tokenize_documents(tokenizer, replay)
     if not data:
         raise ValueError("the SFT data set is empty")
     pad = tokenizer.pad_token_id

@@ -33,6 +33,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from .device import mixed_precision, pick_device
 from .models import quiet_progress_bars
 
 
@@ -245,8 +246,12 @@ def train(model: torch.nn.Module, data: Sequence, collate: Callable[[list], dict
         checkpoint_dir: if given, a checkpoint is saved there every ``checkpoint_every``
             steps and at the end; if it already holds one, training resumes from it.
         live_plot: redraw a loss curve in the notebook while training.
+        accelerator: by default one on :func:`device.pick_device`'s device, with bfloat16
+            mixed precision where :func:`device.mixed_precision` says so (never on a CPU).
     """
-    accelerator = accelerator or Accelerator()
+    if accelerator is None:  # the device of course_utils.device; bf16 autocast where supported
+        device = pick_device()
+        accelerator = Accelerator(cpu=device.type == "cpu", mixed_precision=mixed_precision(device))
     set_seed(config.seed)
     lengths = None
     if config.group_by_length:  # the padded width of each example alone, from the collate itself

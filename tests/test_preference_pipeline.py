@@ -1,0 +1,30 @@
+"""The pipeline's rloo and kto stages: short runs report their keys and write their checkpoints."""
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pipeline_rloo_and_kto_stages_report_their_keys(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "rloo,kto",
+                          "--rloo-steps", "2", "--dpo-prompts", "100", "--kto-steps", "6",
+                          "--eval-prompts", "20", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    metrics = json.loads(out.strip().splitlines()[-1])
+    assert set(metrics) == {"rloo_gold_gain", "rloo_kl", "kto_gold_gain", "kto_kl", "seconds_rloo", "seconds_kto"}
+    assert all(math.isfinite(v) for v in metrics.values())
+    assert metrics["rloo_kl"] > 0 and metrics["kto_kl"] >= 0
+    assert all((tmp_path / stage / "model.safetensors").exists() for stage in ("rloo", "kto"))
+    kto = json.loads((tmp_path / "kto" / "history.json").read_text())["history"]
+    assert kto[-1]["step"] == 6 and kto[-1]["loss"] < 0.5       # KTO starts at exactly 0.5 (policy = reference)
+    history = json.loads((tmp_path / "rloo" / "history.json").read_text())["history"]
+    assert len(history) == 2 and history[0]["reward"] != 0      # the reward model's scores, not exact answers
+
+
+def test_pipeline_lists_the_new_stages():
+    r = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "nope"],
+                       capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 2 and "rloo" in r.stderr and "kto" in r.stderr
