@@ -768,6 +768,71 @@ QUESTIONS_13 = [
 ]
 
 
+# Chapter 15
+QUESTIONS_15 = [
+    Question("Two models meet in an arena. Model A wins 30 of their 40 comparisons and loses 10 (no ties). "
+             "What Bradley-Terry score gap s_A - s_B does maximum likelihood give (natural log)?",
+             answer=1.0986, tolerance=0.01,
+             why="With two models the likelihood is p^30 (1-p)^10 with p = sigma(s_A - s_B), maximised at "
+                 "p = 30/40 = 0.75, so s_A - s_B = log(0.75 / 0.25) = log 3 = 1.10."),
+    Question("A pairwise judge gives P(first better) = p(a, b). Swap-averaging uses "
+             "p'(a, b) = (p(a, b) + 1 - p(b, a)) / 2. Why does p' have no position bias at all?", choices=[
+                 Choice("Because p'(a, b) + p'(b, a) = 1 for every pair, so whichever order the pair is shown "
+                        "in, p' picks the same answer", True,
+                        "Add the two: (p(a,b) + 1 - p(b,a) + p(b,a) + 1 - p(a,b)) / 2 = 1. A judge whose "
+                        "verdicts in the two orders sum to one cannot prefer a position; its first-shown "
+                        "rate is exactly one half, as section 2 printed."),
+                 Choice("Because averaging two noisy verdicts halves the noise", False,
+                        "Averaging does reduce noise, but position bias is not noise: it is a systematic "
+                        "pull towards one slot. What removes it is the symmetry p'(a,b) + p'(b,a) = 1."),
+                 Choice("Because the judge was trained on pairs in random order", False,
+                        "Section 2's judge was trained on random orders and still showed a strong position "
+                        "bias; training does not guarantee symmetry, the averaging formula does."),
+             ]),
+    Question("Section 2's swap-averaged judge agrees with gold more often than the simulated labelers whose "
+             "labels trained it agree with gold. How can a model trained on noisy labels beat them?", choices=[
+                 Choice("The labelers' errors are random and differ from pair to pair; a model fitted to many "
+                        "pairs learns what they agree on and averages the noise out", True,
+                        "Each simulated labeler picks the worse answer with a probability that depends only on "
+                        "the gold gap, independently for each pair. The judge sees 1,000 pairs and learns the "
+                        "pattern behind them; on a new pair its verdict reflects that pattern, not one "
+                        "labeler's coin flip. Systematic errors would not average out this way."),
+                 Choice("The judge saw the gold reward during training", False,
+                        "It saw only the labelers' choices; the gold reward is used only to audit it."),
+                 Choice("It cannot: the comparison must be a bug", False,
+                        "It is expected when label noise is random (chapter 09's reward model does the "
+                        "same); it would not happen if the labelers shared a bias."),
+             ]),
+    Question("A reward model is 90% accurate on a benchmark of mixed pairs. Why can the per-category "
+             "accuracy of section 3 still matter for RL against it?", choices=[
+                 Choice("A policy optimised against it will find the category where it is wrong: the average "
+                        "hides one kind of answer it scores the wrong way round, and RL pushes towards it", True,
+                        "Chapter 12's over-optimised policy found exactly such blind spots. An optimiser "
+                        "does not sample pairs at random as a benchmark does; it seeks the errors."),
+                 Choice("It does not matter: 90% accuracy is enough for PPO", False,
+                        "Average accuracy says how often random pairs are ordered right, not whether some "
+                        "direction of change is rewarded wrongly; RL follows the reward's direction."),
+                 Choice("Categories matter only for evaluation, never for training", False,
+                        "A blind category is a direction in which the reward model's gradient points the "
+                        "wrong way, which is exactly what RL follows."),
+             ]),
+    Question("In the RLAIF sweep, DPO on 2,000 labels from the judge asked once (no swapping) left the "
+             "gold reward near the SFT model's, in two of three seeds. What explains it?", choices=[
+                 Choice("That judge chose by position far more than by quality, so its labels agreed with "
+                        "gold about half the time: DPO got almost no signal to follow", True,
+                        "Labels at chance carry no preference on average: the pushes towards one answer and "
+                        "towards the other cancel, so the policy barely moves. The swap-averaged labels "
+                        "from the same judge carried the signal, because averaging removes the position pull."),
+                 Choice("DPO needs more than 2,000 pairs to move at all", False,
+                        "The same 2,000 pairs with human labels, or with swap-averaged AI labels, raised the "
+                        "gold reward clearly."),
+                 Choice("AI feedback can never help", False,
+                        "The swap-averaged AI labels did as well as the human labels of the same pairs in "
+                        "this sweep: how the judge is asked matters more than who the judge is."),
+             ]),
+]
+
+
 QUESTIONS: dict[str, list[Question]] = {
     "01": QUESTIONS_01,
     "02": QUESTIONS_02,
@@ -782,6 +847,7 @@ QUESTIONS: dict[str, list[Question]] = {
     "11": QUESTIONS_11,
     "12": QUESTIONS_12,
     "13": QUESTIONS_13,
+    "15": QUESTIONS_15,
 }
 
 

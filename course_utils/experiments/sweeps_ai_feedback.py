@@ -12,14 +12,7 @@ import functools
 import random
 
 from . import sweep
-
-
-@functools.lru_cache(maxsize=1)
-def _models():
-    from course_utils.models import load_model
-    ref, tok = load_model("sft")
-    rm, _ = load_model("rm", kind="classifier")
-    return ref, rm, tok
+from .sweeps_prefs import _models
 
 
 @functools.lru_cache(maxsize=2)
