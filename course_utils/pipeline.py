@@ -49,9 +49,9 @@ shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, then the class
                   return of the last 20 training episodes (and of 20 greedy evaluation episodes).
 
 With ``--model NAME_OR_FOLDER`` (a hub id or a folder saved with ``save_pretrained``) the stages
-``sft``, ``rm`` and ``dpo`` run on that model with ``--sft-data`` and ``--preference-data``
-(default ``--stages sft,dpo``), scored on held-out rows without a gold reward; see
-:mod:`course_utils.real_model`.
+``sft``, ``rm``, ``dpo`` and ``ppo`` run on that model with ``--sft-data`` and ``--preference-data``
+(default ``--stages sft,dpo``; ``ppo`` needs ``rm`` earlier in the command or ``--reward-model``),
+scored on held-out rows without a gold reward; see :mod:`course_utils.real_model`.
 """
 
 from __future__ import annotations
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--sft-steps", type=int, default=1500, help="SFT optimisation steps")
     ap.add_argument("--rm-prompts", type=int, default=4000,
                     help="prompts (pairs of samples) labelled for the reward model")
-    ap.add_argument("--ppo-steps", type=int, default=50, help="PPO steps (rollouts of 64)")
+    ap.add_argument("--ppo-steps", type=int, default=50, help="PPO steps (rollouts of 64; of --batch-size with --model)")
     ap.add_argument("--dpo-prompts", type=int, default=2000, help="labelled pairs for DPO")
     ap.add_argument("--dpo-steps", type=int, default=125, help="DPO optimisation steps (batch 32)")
     ap.add_argument("--dpo-beta", type=float, default=0.5)
@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
                     help="KTO optimisation steps (batch 64 answers: 32 pairs' worth, as DPO)")
     ap.add_argument("--kto-beta", type=float, default=0.5)
     ap.add_argument("--eval-prompts", type=int, default=200,
-                    help="held-out open prompts for the gold comparisons (2 samples each)")
+                    help="held-out open prompts for the gold comparisons (2 samples each; with --model, "
+                         "at most this many held-out prompts for ppo)")
     from .real_model import STAGES as REAL_STAGES, add_arguments
     add_arguments(ap)
     args = ap.parse_args(argv)

@@ -1,9 +1,10 @@
-"""The real-model track: the course's SFT, reward model and DPO on a hub model and public data.
+"""The real-model track: the course's SFT, reward model, DPO and PPO on a hub model and public data.
 
 ``python -m course_utils.pipeline --model NAME_OR_FOLDER --sft-data SFT --preference-data PREFS
---stages sft,dpo`` (or ``sft,rm,dpo``) runs the stages here instead of the tiny-world ones. They
-use the same code as the chapters (:func:`sft.run_sft`, :func:`reward_model.train_reward_model`,
-:func:`dpo.run_dpo`, one training loop) on any chat template (:func:`sft.assistant_mask`),
+--stages sft,dpo`` (or ``sft,rm,dpo``, ``sft,rm,ppo``) runs the stages here instead of the
+tiny-world ones. They use the same code as the chapters (:func:`sft.run_sft`,
+:func:`reward_model.train_reward_model`, :func:`dpo.run_dpo`, :func:`rlhf.train_ppo_rlhf` with
+``gold=None``; one training loop, one PPO core) on any chat template (:func:`sft.assistant_mask`),
 read public data schemas (:mod:`hub_data`), and run on :func:`device.pick_device`'s device.
 
 There is no gold reward outside the tiny world, so every stage is scored without one, on
@@ -16,9 +17,20 @@ rows held out of training (``--heldout-fraction``, a seeded split):
          ``beta * (log pi - log pi_ref)`` ranks the chosen answer first, and the mean margin
          ``dpo_heldout_margin`` (nats times beta); ``dpo_ref_accuracy``: the same ranking by
          the starting model's own log-probabilities (``log pi_ref(chosen) > log pi_ref(rejected)``).
+    ppo  PPO with a KL penalty (``--ppo-kl-coef``) against the reward model of the ``rm`` stage
+         (or ``--reward-model``), on the single-turn prompts of the training pairs, rollouts of
+         ``--batch-size`` answers. On held-out prompts (at most ``--eval-prompts``, 2
+         temperature-1 samples each, the same seed before and after):
+         ``ppo_rm_score_before`` / ``_after`` and ``ppo_rm_gain`` (after minus before): the
+         reward model's mean score of the policy's samples, the quantity PPO maximised, so a
+         gain shows that the optimisation worked, not that the answers got better (chapter 12);
+         ``ppo_kl``: KL(policy || starting model) in nats per answer, the exact KL of each
+         position's next-token distribution summed along the answer; ``ppo_win_rate``: share of
+         held-out prompts where the reward model scores the policy's greedy answer above the
+         starting model's (ties count half).
 
-Checkpoints go to ``--out/sft``, ``--out/rm``, ``--out/dpo``; ``dpo`` and ``rm`` start from
-the SFT checkpoint of the same command when there is one, else from ``--model``.
+Checkpoints go to ``--out/sft``, ``--out/rm``, ``--out/dpo``, ``--out/ppo``; ``dpo``, ``rm`` and
+``ppo`` start from the SFT checkpoint of the same command when there is one, else from ``--model``.
 """
 
 from __future__ import annotations
@@ -40,7 +52,7 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The pipeline's real-model flags."""
     g = ap.add_argument_group("real model (course_utils.real_model)")
     g.add_argument("--model", default=None,
-                   help="hub id or local folder: run the stages sft, rm, dpo on this model instead of the tiny world")
+                   help="hub id or local folder: run the stages sft, rm, dpo, ppo on this model instead of the tiny world")
     g.add_argument("--sft-data", default=None, help="SFT data: a .jsonl/.json file or a hub data set id")
     g.add_argument("--preference-data", default=None,
                    help="preference data (prompt/chosen/rejected or HH-RLHF style): a file or a hub id")
@@ -52,6 +64,12 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--sft-lr", type=float, default=2e-5, help="SFT learning rate on a real model")
     g.add_argument("--rm-steps", type=int, default=100, help="reward-model steps on a real model")
     g.add_argument("--rm-lr", type=float, default=1e-5)
+    g.add_argument("--reward-model", default=None,
+                   help="reward-model folder for ppo on a real model (default: the one the rm stage of this command trains)")
+    g.add_argument("--ppo-lr", type=float, default=1e-6, help="PPO learning rate on a real model")
+    g.add_argument("--ppo-kl-coef", type=float, default=0.1, help="PPO's KL penalty beta on a real model")
+    g.add_argument("--max-new-tokens", type=int, default=128,
+                   help="answer length of PPO's rollouts and of the evaluation samples on a real model")
     g.add_argument("--device", default=None, help="cpu, cuda, mps (default: the best available)")
 
 
@@ -264,8 +282,50 @@ def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
             "dpo_ref_accuracy": round(ev["ref_accuracy"], 4), "dpo_train_pairs": len(train_rows)}
 
 
+def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
+    """PPO-RLHF from the SFT checkpoint (or ``--model``) against the reward model; gold-free measures on held-out prompts."""
+    from .rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
+    rm_path = args.produced.get("rm", args.reward_model)
+    if rm_path is None:
+        raise SystemExit("the stage ppo on a real model needs a reward model: run the stage rm before it "
+                         "(--stages rm,ppo) or pass --reward-model FOLDER")
+    start, device = _start(args), args.device or "auto"
+    policy, tok = load_model(start, device=device)
+    ref, _ = load_model(start, device=device)
+    rm, _ = load_model(rm_path, kind="classifier", device=device)
+    train_rows, held_rows = _preferences(args, tok, "ppo")
+    prompts, held = single_turn_prompts(train_rows), single_turn_prompts(held_rows)[:args.eval_prompts]
+    if not prompts or not held:
+        raise SystemExit("the stage ppo needs single-turn prompts (one user message) in --preference-data, "
+                         f"in the training and the held-out rows; found {len(prompts)} and {len(held)}")
+    cfg = RLHFConfig(steps=args.ppo_steps, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens,
+                     lr=args.ppo_lr, kl_coef=args.ppo_kl_coef, minibatches=2 if args.batch_size >= 2 else 1,
+                     seed=args.seed, desc="PPO")
+
+    def measure(model) -> dict[str, float]:
+        return evaluate_policy(model, rm, tok, held, ref=ref, n_samples=2, seed=args.seed,
+                               max_new_tokens=args.max_new_tokens, gold=None, batch_size=args.batch_size)
+
+    before = measure(ref)
+    res = train_ppo_rlhf(policy, ref, rm, tok, prompts, cfg, gold=None)
+    seconds = res.history[-1]["seconds"] if res.history else 0.0
+    after = measure(policy)
+    wins = win_rate(policy, ref, rm, tok, held, max_new_tokens=args.max_new_tokens, seed=args.seed)
+    out = Path(args.out) / "ppo"
+    save_checkpoint(out, policy, tok, history=res.history)
+    args.produced["ppo"] = out
+    print(f"  held-out prompts ({len(held)} x 2 samples): reward-model score {before['proxy']:+.3f} -> "
+          f"{after['proxy']:+.3f}, KL to the start {after['kl_exact']:.3f} nats per answer; win rate by the "
+          f"reward model over the start {wins:.3f}; {seconds:.1f} s of PPO; saved to {out}")
+    return {"ppo_rm_score_before": round(before["proxy"], 4), "ppo_rm_score_after": round(after["proxy"], 4),
+            "ppo_rm_gain": round(after["proxy"] - before["proxy"], 4), "ppo_kl": round(after["kl_exact"], 4),
+            "ppo_win_rate": round(wins, 4), "ppo_eos_rate": round(after["eos_rate"], 4),
+            "ppo_train_prompts": len(prompts),
+            "ppo_steps_per_second": round(args.ppo_steps / seconds, 3) if seconds > 0 else 0.0}
+
+
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
-    "sft": stage_sft, "rm": stage_rm, "dpo": stage_dpo}
+    "sft": stage_sft, "rm": stage_rm, "dpo": stage_dpo, "ppo": stage_ppo}
 
 
 # ---------------------------------------------------------------------------------

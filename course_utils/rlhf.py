@@ -223,8 +223,13 @@ def gold_scores(prompts: Sequence[str], responses: Sequence[str]) -> list[float]
     return [world.gold_reward(world.subject_of(p), r) for p, r in zip(prompts, responses)]
 
 
+#: A gold reward: (prompts, responses) -> one number per response.
+GoldFn = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
+
+
 def train_ppo_rlhf(policy, ref, reward_model, tokenizer, prompts: Sequence[str], config: RLHFConfig,
-                   callback: Callable[[list[dict]], None] | None = None, progress: bool = True) -> RLHFResult:
+                   callback: Callable[[list[dict]], None] | None = None, progress: bool = True,
+                   gold: GoldFn | None = gold_scores) -> RLHFResult:
     """PPO on ``policy`` (modified in place) against ``reward_model``, KL-anchored to ``ref``.
 
     Each step samples ``batch_size`` prompts from ``prompts``, runs one rollout and one
@@ -233,6 +238,11 @@ def train_ppo_rlhf(policy, ref, reward_model, tokenizer, prompts: Sequence[str],
     of the summed k1 estimate, nats), ``kl_k3``, ``kl_exact``, ``entropy`` (nats per token),
     ``clip_fraction``, ``approx_kl``, ``length`` (tokens), ``eos_rate``, ``seconds``.
     ``callback(history)`` is called after every step (e.g. a live plot).
+
+    ``gold`` scores the responses for the log only (training never sees it): the tiny world's
+    :func:`gold_scores` by default, which needs the tiny world's prompts. ``gold=None`` (a real
+    model, where no gold reward exists) leaves ``gold`` out of the log; the training itself
+    is the same either way.
     """
     cfg = config
     torch.manual_seed(cfg.seed)
@@ -273,21 +283,22 @@ def train_ppo_rlhf(policy, ref, reward_model, tokenizer, prompts: Sequence[str],
                            vf_coef=cfg.vf_coef, max_grad_norm=cfg.max_grad_norm, generator=gen)
         policy.eval()
         m = ro.mask
-        row = {"step": step + 1,
-               "proxy": proxy.mean().item(),
-               "gold": sum(gold_scores(ro.prompts, ro.responses)) / len(ro.prompts),
-               "kl": (kl_k1(ro.old_logp, ro.ref_logp) * m).sum(1).mean().item(),
-               "kl_k3": (kl_k3(ro.old_logp, ro.ref_logp) * m).sum(1).mean().item(),
-               "kl_exact": (ro.exact_kl * m).sum(1).mean().item(),
-               "entropy": ((ro.entropy * m).sum() / m.sum()).item(),
-               "clip_fraction": stats["clip_fraction"], "approx_kl": stats["approx_kl"],
-               "value_loss": stats["value_loss"],
-               "length": m.sum(1).mean().item(), "eos_rate": ro.ended.float().mean().item(),
-               "seconds": time.perf_counter() - t0}
+        row = {"step": step + 1, "proxy": proxy.mean().item()}
+        if gold is not None:
+            row["gold"] = sum(gold(ro.prompts, ro.responses)) / len(ro.prompts)
+        row.update({
+            "kl": (kl_k1(ro.old_logp, ro.ref_logp) * m).sum(1).mean().item(),
+            "kl_k3": (kl_k3(ro.old_logp, ro.ref_logp) * m).sum(1).mean().item(),
+            "kl_exact": (ro.exact_kl * m).sum(1).mean().item(),
+            "entropy": ((ro.entropy * m).sum() / m.sum()).item(),
+            "clip_fraction": stats["clip_fraction"], "approx_kl": stats["approx_kl"],
+            "value_loss": stats["value_loss"],
+            "length": m.sum(1).mean().item(), "eos_rate": ro.ended.float().mean().item(),
+            "seconds": time.perf_counter() - t0})
         result.history.append(row)
         result.samples = list(zip(ro.prompts, ro.responses))
-        bar.set_postfix(proxy=f"{row['proxy']:.2f}", gold=f"{row['gold']:.2f}", kl=f"{row['kl']:.2f}",
-                        refresh=False)
+        shown = {k: f"{row[k]:.2f}" for k in ("proxy", "gold", "kl") if k in row}
+        bar.set_postfix(shown, refresh=False)
         if callback is not None:
             callback(result.history)
     bar.close()
@@ -296,19 +307,40 @@ def train_ppo_rlhf(policy, ref, reward_model, tokenizer, prompts: Sequence[str],
 
 @torch.no_grad()
 def evaluate_policy(policy, reward_model, tokenizer, prompts: Sequence[str], ref=None,
-                    n_samples: int = 1, seed: int = 0, max_new_tokens: int = 24) -> dict[str, float]:
+                    n_samples: int = 1, seed: int = 0, max_new_tokens: int = 24,
+                    gold: GoldFn | None = gold_scores, batch_size: int | None = None) -> dict[str, float]:
     """Mean proxy and gold reward of temperature-1 samples (and the KL to ``ref`` if given).
 
-    Fixed prompts and seed, so two policies are compared on the same footing.
+    Fixed prompts and seed, so two policies are compared on the same footing. Returns
+    ``proxy`` (mean reward-model score), ``gold`` (mean of ``gold``; left out when
+    ``gold=None``, as on a real model), ``length`` (tokens), ``eos_rate`` and, with ``ref``,
+    ``kl`` (summed k1 estimate, nats per response) and ``kl_exact`` (the exact KL of each
+    position's next-token distribution, summed along the response). ``batch_size`` samples
+    that many responses at a time (a real model's vocabulary makes the exact KL's (B, T, V)
+    tensors large); ``None`` samples all at once, as the tiny world's results were measured.
     """
     torch.manual_seed(seed)
     prompts = [p for p in prompts for _ in range(n_samples)]
-    ro = sample_rollout(policy, None, ref if ref is not None else policy, tokenizer, prompts, max_new_tokens)
-    proxy = score(reward_model, tokenizer, ro.prompts, ro.responses)
-    gold = gold_scores(ro.prompts, ro.responses)
-    out = {"proxy": proxy.mean().item(), "gold": sum(gold) / len(gold),
-           "length": ro.mask.sum(1).mean().item(), "eos_rate": ro.ended.float().mean().item()}
+    step = len(prompts) if batch_size is None else batch_size
+    if step < 1:
+        raise ValueError(f"evaluate_policy needs at least one prompt and batch_size >= 1, got {len(prompts)} "
+                         f"prompts and batch_size={batch_size}")
+    proxies, golds, lengths, ended, kls, exact = [], [], [], [], [], []
+    for i in range(0, len(prompts), step):
+        ro = sample_rollout(policy, None, ref if ref is not None else policy, tokenizer, prompts[i:i + step],
+                            max_new_tokens)
+        proxies.append(score(reward_model, tokenizer, ro.prompts, ro.responses))
+        if gold is not None:
+            golds += list(gold(ro.prompts, ro.responses))
+        lengths.append(ro.mask.sum(1))
+        ended.append(ro.ended.float())
+        kls.append((kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1))
+        exact.append((ro.exact_kl * ro.mask).sum(1))
+    out = {"proxy": torch.cat(proxies).mean().item()}
+    if gold is not None:
+        out["gold"] = sum(golds) / len(golds)
+    out.update({"length": torch.cat(lengths).mean().item(), "eos_rate": torch.cat(ended).mean().item()})
     if ref is not None:
-        out["kl"] = (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item()
-        out["kl_exact"] = (ro.exact_kl * ro.mask).sum(1).mean().item()
+        out["kl"] = torch.cat(kls).mean().item()
+        out["kl_exact"] = torch.cat(exact).mean().item()
     return out

@@ -55,34 +55,46 @@ def write_data(folder: Path) -> tuple[Path, Path]:
     return sft, prefs
 
 
-def test_pipeline_runs_sft_rm_dpo_on_a_real_architecture(tmp_path):
+def test_pipeline_runs_sft_rm_dpo_ppo_on_a_real_architecture(tmp_path):
     from course_utils.models import load_model
     n_params = build_model(tmp_path / "model")
     assert 2e6 < n_params < 6e6
     sft, prefs = write_data(tmp_path)
     cmd = [sys.executable, "-m", "course_utils.pipeline", "--model", str(tmp_path / "model"),
-           "--sft-data", str(sft), "--preference-data", str(prefs), "--stages", "sft,rm,dpo",
+           "--sft-data", str(sft), "--preference-data", str(prefs), "--stages", "sft,rm,dpo,ppo",
            "--out", str(tmp_path / "runs"), "--sft-steps", "30", "--sft-lr", "3e-3", "--rm-steps", "10",
            "--rm-lr", "1e-3", "--dpo-steps", "10", "--dpo-lr", "1e-3", "--dpo-beta", "0.1",
+           "--ppo-steps", "4", "--ppo-lr", "1e-4", "--max-new-tokens", "16", "--eval-prompts", "8",
            "--batch-size", "8", "--max-length", "128", "--seed", "0"]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", COURSE_DEVICE="cpu")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     metrics = json.loads(proc.stdout.strip().splitlines()[-1])
-    print({k: v for k, v in metrics.items() if k.startswith("seconds")})
+    print({k: v for k, v in metrics.items() if k.startswith(("seconds", "ppo"))})
     assert all(math.isfinite(v) for v in metrics.values())
     # SFT learned the held-out answers' pattern; DPO moved the held-out pairs the right way
     assert metrics["sft_heldout_loss_after"] < 0.7 * metrics["sft_heldout_loss_before"]
     assert metrics["dpo_heldout_accuracy"] > 0.5 and metrics["dpo_heldout_margin"] > 0
     assert 0.0 <= metrics["rm_heldout_accuracy"] <= 1.0
     assert metrics["sft_train_examples"] + metrics["dpo_train_pairs"] > 0
+    # PPO ran on the preference prompts without a gold reward and moved the policy off the SFT model
+    assert metrics["ppo_train_prompts"] > 0 and metrics["ppo_kl"] > 0
+    assert metrics["ppo_rm_gain"] == pytest.approx(metrics["ppo_rm_score_after"] - metrics["ppo_rm_score_before"],
+                                                   abs=2e-4)
+    assert 0.0 <= metrics["ppo_win_rate"] <= 1.0 and 0.0 <= metrics["ppo_eos_rate"] <= 1.0
+    history = json.loads((tmp_path / "runs" / "ppo" / "history.json").read_text())["history"]
+    assert len(history) == 4 and all("gold" not in row for row in history)
+    assert history[0]["kl"] == pytest.approx(0.0, abs=1e-4)  # the first rollout comes from the SFT model itself
     # the checkpoints load with the course loader, keep the template, and differ from the start
-    for stage in ("sft", "rm", "dpo"):
+    for stage in ("sft", "rm", "dpo", "ppo"):
         assert (tmp_path / "runs" / stage / "model.safetensors").exists()
     start, tok = load_model(tmp_path / "model")
-    tuned, tok2 = load_model(tmp_path / "runs" / "dpo")
-    assert tok2.chat_template == tok.chat_template
-    assert not torch.equal(start.model.embed_tokens.weight, tuned.model.embed_tokens.weight)
+    sft_model, _ = load_model(tmp_path / "runs" / "sft")
+    for stage in ("dpo", "ppo"):
+        tuned, tok2 = load_model(tmp_path / "runs" / stage)
+        assert tok2.chat_template == tok.chat_template
+        assert not torch.equal(start.model.embed_tokens.weight, tuned.model.embed_tokens.weight)
+        assert not torch.equal(sft_model.model.embed_tokens.weight, tuned.model.embed_tokens.weight)
 
 
 def test_missing_data_flag_is_one_clear_sentence(tmp_path):
@@ -93,9 +105,43 @@ def test_missing_data_flag_is_one_clear_sentence(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode != 0
     assert "needs --sft-data" in proc.stderr and "Traceback" not in proc.stderr
+    no_rm = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--model", str(tmp_path / "model"),
+                            "--stages", "ppo", "--out", str(tmp_path / "runs")], cwd=REPO,
+                           env=dict(os.environ, HF_HUB_OFFLINE="1", COURSE_DEVICE="cpu"),
+                           capture_output=True, text=True, timeout=300)
+    assert no_rm.returncode != 0 and "Traceback" not in no_rm.stderr
+    assert "needs a reward model" in no_rm.stderr and "--reward-model" in no_rm.stderr
     bad = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--model", str(tmp_path / "model"),
                           "--stages", "grpo"], cwd=REPO, capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "choose from sft, rm, dpo" in bad.stderr
+    assert bad.returncode != 0 and "choose from sft, rm, dpo, ppo" in bad.stderr
+
+
+def test_ppo_without_gold_trains_exactly_as_with_it():
+    """``gold=None`` only leaves the gold reward out of the log: same rollouts, same updates, same weights."""
+    from course_utils import world
+    from course_utils.models import load_model
+    from course_utils.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
+    rm, tok = load_model("rm", kind="classifier")
+    ref, _ = load_model("sft")
+    prompts = list(world.open_prompts(seed=5, n=40)["prompt"])
+    runs = []
+    for gold in ("default", None):
+        policy, _ = load_model("sft")
+        kwargs = {} if gold == "default" else {"gold": None}
+        res = train_ppo_rlhf(policy, ref, rm, tok, prompts, RLHFConfig(steps=2, batch_size=8, seed=0),
+                             progress=False, **kwargs)
+        runs.append((policy, res.history))
+    (with_gold, h1), (without, h2) = runs
+    assert all("gold" in row for row in h1) and all("gold" not in row for row in h2)
+    strip = lambda h: [{k: v for k, v in row.items() if k not in ("gold", "seconds")} for row in h]  # noqa: E731
+    assert strip(h1) == strip(h2)
+    assert all(torch.equal(a, b) for a, b in zip(with_gold.parameters(), without.parameters()))
+    ev = evaluate_policy(without, rm, tok, prompts[:6], ref=ref, seed=0)
+    ev_free = evaluate_policy(without, rm, tok, prompts[:6], ref=ref, seed=0, gold=None)
+    assert "gold" in ev and "gold" not in ev_free
+    assert {k: v for k, v in ev.items() if k != "gold"} == ev_free
+    with pytest.raises(ValueError, match="batch_size"):
+        evaluate_policy(without, rm, tok, prompts[:6], batch_size=0, gold=None)
 
 
 def test_the_track_says_what_it_needs_in_one_sentence(monkeypatch, capsys):
