@@ -110,8 +110,11 @@ def _ro_roots() -> list[str]:
 
 
 def _bwrap_argv(exe: str, folder: Path, argv: list[str], ro_extra: list[str]) -> list[str]:
+    # /tmp first: a fresh tmpfs mounted after the binds would hide any of them that lives
+    # under /tmp (a checkout or a venv in /tmp, as on many CI machines)
     args = [exe, "--unshare-all", "--die-with-parent", "--new-session",
-            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox"]
+            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
+            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
     for link, target in (("/bin", "usr/bin"), ("/sbin", "usr/sbin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64")):
         if os.path.islink(link):
             args += ["--symlink", target, link]
@@ -120,8 +123,7 @@ def _bwrap_argv(exe: str, folder: Path, argv: list[str], ro_extra: list[str]) ->
     for r in _ro_roots() + ro_extra:
         args += ["--ro-bind", r, r]
     # the venv's python is a symlink into the Python installation: both are bound above
-    args += ["--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
-             "--bind", str(folder), INSIDE, "--chdir", INSIDE,
+    args += ["--bind", str(folder), INSIDE, "--chdir", INSIDE,
              "--clearenv", "--setenv", "HOME", INSIDE, "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
              "--setenv", "MPLCONFIGDIR", f"{INSIDE}/.mpl", "--setenv", "MPLBACKEND", "agg",
              "--setenv", "PYTHONHASHSEED", "0", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
