@@ -133,31 +133,35 @@ def _gold_comparison(policy, ref, rm, tok, args) -> tuple[dict, dict]:
     return before, after
 
 
+def _gold_gain_and_save(name: str, policy, ref, rm, tok, args, history) -> dict[str, float]:
+    """Compare ``policy`` with the SFT model (:func:`_gold_comparison`), save it to ``--out/name``,
+    and return ``{name}_gold_gain`` (mean gold after minus before) and ``{name}_kl`` (exact KL, nats)."""
+    from .training import save_checkpoint
+    before, after = _gold_comparison(policy, ref, rm, tok, args)
+    save_checkpoint(Path(args.out) / name, policy, tok, history=history)
+    return {f"{name}_gold_gain": round(after["gold"] - before["gold"], 4), f"{name}_kl": round(after["kl_exact"], 3)}
+
+
 def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
     """PPO-RLHF from the SFT model against the reward model, with a KL penalty."""
     from .rlhf import RLHFConfig, train_ppo_rlhf
-    from .training import save_checkpoint
     policy, ref, rm, tok = _policy_ref_rm(args)
     prompts = list(world.open_prompts(seed=args.seed + 1, n=4000)["prompt"])
     res = train_ppo_rlhf(policy, ref, rm, tok, prompts, RLHFConfig(steps=args.ppo_steps, seed=args.seed))
-    before, after = _gold_comparison(policy, ref, rm, tok, args)
-    save_checkpoint(Path(args.out) / "ppo", policy, tok, history=res.history)
-    return {"ppo_gold_gain": round(after["gold"] - before["gold"], 4), "ppo_kl": round(after["kl_exact"], 3)}
+    return _gold_gain_and_save("ppo", policy, ref, rm, tok, args, res.history)
 
 
 def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
     """DPO from the SFT model on simulated preference labels of its samples."""
     from .dpo import run_dpo
     from .reward_model import preference_data
-    from .training import TrainConfig, save_checkpoint
+    from .training import TrainConfig
     policy, ref, rm, tok = _policy_ref_rm(args)
     labels = preference_data(ref, tok, args.dpo_prompts, seed=args.seed, prompt_seed=args.seed + 1)
     cfg = TrainConfig(steps=args.dpo_steps, batch_size=32, lr=args.dpo_lr, warmup_steps=10, log_every=10,
                       seed=args.seed, desc="DPO")
     res = run_dpo(policy, ref, tok, labels, cfg, beta=args.dpo_beta)
-    before, after = _gold_comparison(policy, ref, rm, tok, args)
-    save_checkpoint(Path(args.out) / "dpo", policy, tok, history=res.history)
-    return {"dpo_gold_gain": round(after["gold"] - before["gold"], 4), "dpo_kl": round(after["kl_exact"], 3)}
+    return _gold_gain_and_save("dpo", policy, ref, rm, tok, args, res.history)
 
 
 def stage_grpo(args: argparse.Namespace) -> dict[str, float]:
@@ -184,30 +188,25 @@ def stage_rloo(args: argparse.Namespace) -> dict[str, float]:
     """RLOO from the SFT model against the reward model: leave-one-out baseline, KL penalty in the reward."""
     from .grpo import GRPOConfig, train_grpo
     from .reward_model import score
-    from .training import save_checkpoint
     policy, ref, rm, tok = _policy_ref_rm(args)
     rows = [{"prompt": p} for p in world.open_prompts(seed=args.seed + 1, n=4000)["prompt"]]
     cfg = GRPOConfig(steps=args.rloo_steps, prompts_per_step=16, group_size=4, max_new_tokens=24,
                      beta=args.rloo_beta, lr=1e-4, iterations=4, estimator="rloo", seed=args.seed, desc="RLOO")
     res = train_grpo(policy, ref, tok, rows, cfg, reward_fn=lambda p, r: score(rm, tok, p, r))
-    before, after = _gold_comparison(policy, ref, rm, tok, args)
-    save_checkpoint(Path(args.out) / "rloo", policy, tok, history=res.history)
-    return {"rloo_gold_gain": round(after["gold"] - before["gold"], 4), "rloo_kl": round(after["kl_exact"], 3)}
+    return _gold_gain_and_save("rloo", policy, ref, rm, tok, args, res.history)
 
 
 def stage_kto(args: argparse.Namespace) -> dict[str, float]:
     """KTO from the SFT model on the DPO stage's preference labels, unpaired into desirable / undesirable."""
     from .kto import run_kto, unpaired_rows
     from .reward_model import preference_data
-    from .training import TrainConfig, save_checkpoint
+    from .training import TrainConfig
     policy, ref, rm, tok = _policy_ref_rm(args)
     labels = preference_data(ref, tok, args.dpo_prompts, seed=args.seed, prompt_seed=args.seed + 1)
     cfg = TrainConfig(steps=args.kto_steps, batch_size=64, lr=args.dpo_lr, warmup_steps=10, log_every=10,
                       seed=args.seed, desc="KTO")
     res = run_kto(policy, ref, tok, unpaired_rows(labels), cfg, beta=args.kto_beta)
-    before, after = _gold_comparison(policy, ref, rm, tok, args)
-    save_checkpoint(Path(args.out) / "kto", policy, tok, history=res.history)
-    return {"kto_gold_gain": round(after["gold"] - before["gold"], 4), "kto_kl": round(after["kl_exact"], 3)}
+    return _gold_gain_and_save("kto", policy, ref, rm, tok, args, res.history)
 
 
 def stage_qlearning(args: argparse.Namespace) -> dict[str, float]:
