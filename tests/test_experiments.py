@@ -54,6 +54,20 @@ def test_a_stored_sweep_reproduces_exactly(name):
     _reproduce(name)
 
 
+def test_bakeoff_one_method_one_seed_reproduces_the_stored_full_size_row():
+    """Chapter 14's bake-off at full size: seed 0's DPO row, trained and evaluated again, equals the stored one.
+
+    Every field but the wall times; the smoke rows above only check the reduced settings."""
+    from course_utils.experiments.sweeps_bakeoff import bakeoff
+    entry = read_results()["sweeps"]["bakeoff"]
+    settings = {**entry["settings"], "methods": ["SFT", "DPO"], "timing": False}
+    got = clean_rows(bakeoff(0, **settings), 0)
+    timing = ("seconds", "data_seconds")
+    want = [{k: v for k, v in r.items() if k not in timing} for r in entry["rows"]
+            if r["seed"] == 0 and r["method"] in ("SFT", "DPO")]
+    assert got == want
+
+
 def _chapter_code(stem: str) -> list[str]:
     return [c.source for c in nbformat.read(ROOT / "chapters" / f"{stem}.ipynb", as_version=4).cells
             if c.cell_type == "code"]

@@ -25,9 +25,10 @@ scoring and training, not evaluation; for best-of-n its share of sampling and sc
 pairs, once for all of them); a seed changes the preference data, the prompts, the
 sampling and the training order, not the evaluation prompts or the evaluation seed.
 
-Not registered yet: ``tests/test_experiments.py`` requires every registered sweep to be
-stored with at least 3 seeds. Run it with ``python -m course_utils.experiments.sweeps_bakeoff``
-(one seed, printed, nothing stored); see :func:`register` for storing it.
+Stored with 5 seeds by ``python -m course_utils.experiments --only bakeoff`` (about 25 minutes
+on 2 cores); ``python -m course_utils.experiments.sweeps_bakeoff [--seed S] [--methods A,B]``
+runs one seed and prints it, storing nothing. ``tests/test_experiments.py`` re-trains seed 0's
+DPO row at full size and compares it with the stored one.
 """
 
 from __future__ import annotations
@@ -178,6 +179,7 @@ def train_method(method: str, seed: int, n_pairs: int, epochs: int, n_answers: i
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}")
 
 
+@sweep(**SWEEP)
 def bakeoff(seed: int, methods, n_pairs: int, epochs: int, n_answers: int, rounds: int, n_eval: int, n_tax: int,
             timing: bool = True) -> list[dict]:
     """One seed of the bake-off: one row per method (module docstring)."""
@@ -230,34 +232,15 @@ def bakeoff(seed: int, methods, n_pairs: int, epochs: int, n_answers: int, round
     return rows
 
 
-def register() -> None:
-    """Register the sweep as ``bakeoff`` (chapter 14).
-
-    Once its 5 seeds are stored, replace the call of this function by a ``@sweep(**SWEEP)``
-    decorator on :func:`bakeoff`, so that :func:`experiments.discover` finds it: the results
-    file and the registry must change together (tests/test_experiments.py).
-    """
-    from . import REGISTRY
-    if SWEEP["name"] not in REGISTRY:
-        sweep(**SWEEP)(bakeoff)
-
-
 def main(argv: list[str] | None = None) -> None:
-    """``python -m course_utils.experiments.sweeps_bakeoff [--seed S] [--smoke] [--store]``."""
+    """``python -m course_utils.experiments.sweeps_bakeoff [--seed S] [--smoke] [--methods A,B]``: one seed, printed."""
     import argparse
     import json
     ap = argparse.ArgumentParser(description=main.__doc__)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--smoke", action="store_true", help="the reduced settings")
     ap.add_argument("--methods", default=None, help="comma-separated subset of the methods")
-    ap.add_argument("--store", action="store_true",
-                    help="register and run the whole sweep (5 seeds) into the results file")
     args = ap.parse_args(argv)
-    if args.store:
-        from .__main__ import main as run_all
-        register()
-        run_all(["--only", SWEEP["name"]])
-        return
     settings = {**SETTINGS, **(SMOKE if args.smoke else {})}
     if args.methods:
         settings["methods"] = [m.strip() for m in args.methods.split(",")]
