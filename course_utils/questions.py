@@ -769,6 +769,68 @@ QUESTIONS_13 = [
 
 
 # Chapter 15
+QUESTIONS_14 = [
+    Question("Conservative DPO with label smoothing eps = 0.2 and beta = 0.5: at which margin h (in nats) "
+             "does the loss -(1 - eps) log sigma(beta h) - eps log sigma(-beta h) stop pushing?",
+             answer=2.7726, tolerance=0.02,
+             why="Its derivative is zero where sigma(beta h) = 1 - eps, i.e. beta h = log((1 - eps) / eps) = "
+                 "log 4, so h = log 4 / 0.5 = 2.77. Beyond it the loss pushes the margin back down: cDPO "
+                 "believes a fifth of the labels are wrong, so it never becomes certain."),
+    Question("The labelers always prefer the same answer of a pair. Why can DPO's margin keep growing on "
+             "such pairs while IPO's stops?", choices=[
+                 Choice("DPO's push, beta sigma(-beta h), is positive at every margin, so the optimum is an "
+                        "infinite margin; IPO's square pulls the per-token margin to 1/(2 beta) and no "
+                        "further", True,
+                        "This is Azar et al.'s argument for IPO. Section 2's plot shows it: DPO's push "
+                        "decays but never reaches zero, IPO's crosses zero at its target. A margin that "
+                        "keeps growing is a policy moving ever further from the reference."),
+                 Choice("IPO uses a smaller learning rate", False,
+                        "Both run with the same optimiser settings here; the difference is in the loss's "
+                        "shape, not the step size."),
+                 Choice("DPO has no reference model", False,
+                        "DPO does use the reference: the margin is a difference of log-ratios to it. SimPO "
+                        "and ORPO are the ones without one."),
+             ]),
+    Question("A GRPO group of four answers gets reward-model scores 0.501, 0.500, 0.499 and 0.500. What is "
+             "the first answer's advantage (r - group mean) / (std + 1e-4), with the unbiased std?",
+             answer=1.091, tolerance=0.01,
+             why="The mean is 0.500; the unbiased std is sqrt((0.001^2 + 0.001^2) / 3) = 0.000816, so the "
+                 "advantage is 0.001 / 0.000916 = 1.09 (1.22 without the 1e-4). A difference of 0.001, far "
+                 "below the reward model's noise, gets about the weight of a clear win: dividing by the group's "
+                 "std makes every group count about equally, however little its scores differ. Dr. GRPO's "
+                 "advantage here is 0.001."),
+    Question("RLOO's baseline for answer i is the mean reward of the *other* answers to the same prompt. "
+             "Why leave answer i out?", choices=[
+                 Choice("So that the baseline does not depend on answer i's own sample: then it does not "
+                        "change the expected gradient (chapter 08's argument), and the estimate stays "
+                        "unbiased", True,
+                        "With i included, the baseline moves with r_i, so A_i = r_i - mean shrinks every "
+                        "advantage by (G - 1)/G and correlates the baseline with the sample; leaving it "
+                        "out keeps the baseline independent of that answer."),
+                 Choice("To save compute", False,
+                        "The leave-one-out mean costs the same as the full mean: (sum - r_i) / (G - 1)."),
+                 Choice("Because the answer's own reward is not known yet", False,
+                        "Every answer in the group is scored before any advantage is computed."),
+             ]),
+    Question("Over 5 seeds, method A's gold gain is 0.33 [0.28, 0.38] and method B's 0.31 [0.26, 0.36]; "
+             "paired by seed (the same data and prompts), A - B is 0.02 [0.005, 0.035]. What can you "
+             "conclude?", choices=[
+                 Choice("A beats B in this setting, by a small amount: the paired interval excludes 0, "
+                        "because what varies from seed to seed (the data) moves both methods together", True,
+                        "The separate intervals include the seed-to-seed variation both methods share; the "
+                        "paired difference removes it. Overlapping intervals are not evidence of no "
+                        "difference. Testing many pairs, about one in twenty of those that truly do not differ "
+                        "will exclude 0 by chance: correct for the number of tests (section 8)."),
+                 Choice("Nothing: the two intervals overlap, so the difference is not significant", False,
+                        "Overlap of separate intervals is a weak test; when seeds are shared the paired "
+                        "difference is the right one, and here it excludes 0."),
+                 Choice("A is better on every possible data set and model", False,
+                        "The result holds for this tiny world, these settings and this budget; a "
+                        "conclusion is only as wide as the experiment."),
+             ]),
+]
+
+
 QUESTIONS_15 = [
     Question("Two models meet in an arena. Model A wins 30 of their 40 comparisons and loses 10 (no ties). "
              "What Bradley-Terry score gap s_A - s_B does maximum likelihood give (natural log)?",
@@ -847,6 +909,7 @@ QUESTIONS: dict[str, list[Question]] = {
     "11": QUESTIONS_11,
     "12": QUESTIONS_12,
     "13": QUESTIONS_13,
+    "14": QUESTIONS_14,
     "15": QUESTIONS_15,
 }
 
