@@ -36,7 +36,9 @@ score is decided outside that process:
    records whose values it knows, and the hidden ones it knows only by solving the lab.
 5. **nbgrader for the rest.** ``generate_assignment`` records each lab and its grade cells
    in the gradebook; the harness writes the scores into it (``nbgrader.api.Gradebook``);
-   ``generate_feedback`` and ``export`` write the feedback HTML and ``grades.csv``.
+   ``generate_feedback`` writes the feedback HTML (made self-contained by
+   :func:`offline_feedback`), and :func:`export_grades` writes ``grades.csv`` from the
+   gradebook (nbgrader's ``export`` columns, and whether each lab was submitted).
    Learners keep the visible tests in their notebook.
 
 Feedback keeps secrets: it holds the student's own cells, the handed-out (visible) test
@@ -614,17 +616,121 @@ def _result_cell(gid: str, ok: bool, earned: float, points: float, failed: list[
 # ---------------------------------------------------------------------------------
 # Labs and nbgrader
 # ---------------------------------------------------------------------------------
-def labs(out: Path | None = None) -> list[Path]:
-    """Generate every lab in ``labs/`` (or ``out``) from ``solutions/``; returns the notebooks."""
+def labs(out: Path | None = None, only: list[str] | None = None) -> list[Path]:
+    """Generate every lab (or the labs named in ``only``) in ``labs/`` (or ``out``) from
+    ``solutions/``, finished by :func:`finish_lab`; returns the notebooks."""
     names = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
+    if only:
+        unknown = sorted(set(only) - set(names))
+        if unknown:
+            raise FileNotFoundError(f"no lab {', '.join(unknown)} in solutions/ (labs: {', '.join(names)})")
+        names = [n for n in names if n in only]
     if not names:
         raise FileNotFoundError("no labs in solutions/ (expected solutions/<lab>/<lab>.ipynb)")
     release = ["--CourseDirectory.release_directory=" + str(out)] if out else []
     written = []
     for name in names:
         _nbgrader(["generate_assignment", name, "--force", "--no-db", *release], cwd=REPO)
+        path = (out or REPO / "labs") / name / f"{name}.ipynb"
+        finish_lab(path, REPO / "solutions" / name / f"{name}.ipynb")
         written += sorted(((out or REPO / "labs") / name).glob("*.ipynb"))
     return written
+
+
+#: the stub nbgrader puts in place of a solution (``ClearSolutions.code_stub`` in nbgrader_config.py)
+STUB = "raise NotImplementedError()"
+_PART = re.compile(r"^#{1,4}\s*(Part\s+[0-9]+[a-z]?)\b", re.M)
+
+
+def _defined(source: str) -> list[str]:
+    """Names of the functions and classes a cell defines at its top level."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return []
+    return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
+
+
+def _stub_message(source: str, part: str | None, fallback: str) -> str:
+    """``source`` with each bare stub ``raise NotImplementedError()`` replaced by one whose
+    message names the part and the function (or method) to write."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return source
+    where: dict[int, str] = {}  # line of a stub -> the qualified name of the def around it
+
+    def visit(node: ast.AST, prefix: str, inside: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                visit(child, prefix + child.name + ".", prefix + child.name)
+            elif isinstance(child, ast.ClassDef):
+                visit(child, prefix + child.name + ".", inside)
+            else:
+                if isinstance(child, ast.Raise) and ast.unparse(child).strip() == STUB:
+                    where[child.lineno] = inside or fallback
+                visit(child, prefix, inside)
+
+    visit(tree, "", None)
+    lines = source.split("\n")
+    for lineno, name in where.items():
+        what = f"{part}: write `{name}`" if part else f"write `{name}`"
+        lines[lineno - 1] = lines[lineno - 1].replace(
+            STUB, f'raise NotImplementedError("{what} (see the instructions above its cell)")')
+    return "\n".join(lines)
+
+
+def finish_lab(release: Path, source: Path) -> None:
+    """Finish a generated lab in place (``make labs`` and grading both call it).
+
+    * Each stub nbgrader left (:data:`STUB`) raises with a message naming the part (the
+      ``## Part N`` heading above its cell) and the function or method to write, so an
+      untouched lab says ``NotImplementedError: Part 2: write `dpo_loss` (see the
+      instructions above its cell)``.
+    * A test cell that calls a function written in an earlier part (directly, or through
+      this part's reference solution) starts with a comment saying so
+      (``# This test also uses your `bellman_backup` from Part 1.``).
+
+    Changed cells get a fresh nbgrader checksum, so *Validate* accepts them.
+    """
+    from nbgrader.utils import compute_checksum
+
+    nb = nbformat.read(release, as_version=4)
+    src = {_meta(c).get("grade_id"): c for c in nbformat.read(source, as_version=4).cells if _meta(c).get("grade_id")}
+    part: str | None = None
+    written: dict[str, str] = {}        # function or class name -> the part that writes it
+    part_solution: dict[str, str] = {}  # part -> the reference solution code of that part
+    for cell in nb.cells:
+        meta = _meta(cell)
+        if cell.cell_type == "markdown":
+            m = _PART.search(cell.source)
+            part = m.group(1) if m else part
+            continue
+        gid = meta.get("grade_id")
+        old = cell.source
+        if meta.get("solution") and cell.cell_type == "code":
+            reference = src[gid].source if gid in src else ""
+            for name in _defined(reference):
+                written.setdefault(name, part or "")
+            part_solution[part or ""] = part_solution.get(part or "", "") + "\n" + reference
+            cell.source = _stub_message(cell.source, part, gid or "this cell")
+        elif meta.get("grade") and cell.cell_type == "code" and part:
+            used: list[str] = []
+            for code in (_strip_hidden(cell.source), part_solution.get(part, "")):
+                try:
+                    tree = ast.parse(code)
+                except SyntaxError:
+                    continue
+                used += [n.id for n in ast.walk(tree) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)]
+            earlier = [n for n in dict.fromkeys(used) if written.get(n) not in (None, "", part)]
+            if earlier:
+                which = ", ".join(f"`{n}` from {written[n]}" for n in earlier)
+                note = f"# This test also uses your {which}: if it fails there, fix that part first.\n"
+                if not cell.source.startswith(note):
+                    cell.source = note + cell.source
+        if cell.source != old:
+            meta["checksum"] = compute_checksum(cell)
+    nbformat.write(nb, release)
 
 
 def _nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
@@ -656,6 +762,8 @@ class Result:
     max_score: float = 0.0
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0  #: wall time of the sandboxed run
+    #: test cells that lost points: grade id -> "earned / points" and why (failed checks, an error)
+    lost: dict[str, str] = field(default_factory=dict)
 
 
 def _norm(name: str) -> str:
@@ -721,6 +829,39 @@ def _write_scores(db_url: str, student: str, lab: str, scores: dict[str, float])
         gb.db.commit()
 
 
+#: columns of grades.csv: nbgrader's ``export`` columns, then ``submitted``
+GRADES_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                  "raw_score", "late_submission_penalty", "score", "max_score", "submitted"]
+
+
+def export_grades(db_url: str, dest: Path) -> None:
+    """Write ``grades.csv``: one row per student and lab of the gradebook, with nbgrader's
+    ``export`` columns and ``submitted`` (``yes``/``no``). nbgrader's own export writes 0 for a
+    lab nobody submitted, like a real zero; here a lab not submitted has ``submitted = no`` and
+    empty ``raw_score``, ``late_submission_penalty`` and ``score`` cells. Written atomically."""
+    import warnings
+
+    from nbgrader.api import Gradebook, MissingEntry
+
+    tmp = dest.with_name(dest.name + ".tmp")
+    with warnings.catch_warnings(), Gradebook(db_url) as gb, open(tmp, "w", newline="") as f:
+        warnings.simplefilter("ignore")
+        w = csv.writer(f)
+        w.writerow(GRADES_COLUMNS)
+        for a in gb.assignments:
+            for s in gb.students:
+                try:
+                    sub = gb.find_submission(a.name, s.id)
+                except MissingEntry:
+                    got = ["", "", "", "", "no"]
+                else:
+                    penalty = sub.late_submission_penalty or 0.0
+                    got = [sub.timestamp or "", sub.score, penalty, max(0.0, sub.score - penalty), "yes"]
+                w.writerow([a.name, a.duedate or "", got[0], s.id, s.last_name or "", s.first_name or "",
+                            s.email or "", *got[1:4], a.max_score, got[4]])
+    os.replace(tmp, dest)
+
+
 def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | None = None,
           timeout: int = 60, unsafe: bool = False) -> list[Result]:
     """Grade ``submissions/<student>/<lab>/<lab>.ipynb`` (see the module docstring); write
@@ -749,6 +890,7 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
     for lab in labs_here:
         shutil.copytree(source / lab, workdir / "source" / lab)
         _nbgrader(["generate_assignment", lab, "--force"], cwd=workdir)
+        finish_lab(workdir / "release" / lab / f"{lab}.ipynb", source / lab / f"{lab}.ipynb")
         src_nb = nbformat.read(source / lab / f"{lab}.ipynb", as_version=4)
         rel_nb = nbformat.read(workdir / "release" / lab / f"{lab}.ipynb", as_version=4)
         ref_plan = plan(src_nb)
@@ -773,11 +915,13 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
                 raise ValueError("no list of cells")
         except Exception as e:  # noqa: BLE001  (any unreadable file is reported, not fatal)
             res.notes.append(f"not a valid notebook ({type(e).__name__}): not graded")
+            _write_scores(db_url, student, lab, {gid: 0.0 for gid in _grade_ids(src_nb)})
             continue
         try:
             p = plan(src_nb, student_nb, rel_nb)
         except Exception as e:  # noqa: BLE001  (a malformed cell: reported, the others graded)
             res.notes.append(f"not graded: its cells could not be read ({type(e).__name__}: {str(e)[:200]})")
+            _write_scores(db_url, student, lab, {gid: 0.0 for gid in _grade_ids(src_nb)})
             continue
         res.notes += p.notes
         protected: dict[str, str] = {}
@@ -812,6 +956,12 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
             scores[gid] = p.points[gid] if ok else 0.0
             student_t = run.tests.get(gid)
             ran = isinstance(student_t, dict) and student_t.get("error") is None
+            if not ok:
+                why = [f"{'hidden' if c.hidden else 'visible'} check {c.number}" for c in failed]
+                if not ran:
+                    why.append("stopped with " + (str(student_t.get("error"))[:100] if isinstance(student_t, dict)
+                                                  else "no result (the run ended before it)"))
+                res.lost[gid] = f"{scores[gid]:g} / {p.points[gid]:g}: " + (", ".join(why) or "failed")
             pos = next(i for i, c in enumerate(fb.cells) if _meta(c).get("grade_id") == gid)
             fb.cells.insert(pos + 1, _result_cell(gid, ok, scores[gid], p.points[gid], failed, ran))
         res.score = sum(scores.values())
@@ -825,7 +975,11 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
     shutil.rmtree(runs, ignore_errors=True)
     for lab in labs_here:
         _nbgrader(["generate_feedback", lab, "--force"], cwd=workdir, check=False)
-    _nbgrader(["export", "--to", str(workdir / "grades.csv")], cwd=workdir)
+    for page in (workdir / "feedback").rglob("*.html"):
+        tmp = page.with_name(page.name + ".tmp")
+        tmp.write_text(offline_feedback(page.read_text()))
+        os.replace(tmp, page)
+    export_grades(db_url, workdir / "grades.csv")
     results += skipped
     tmp = workdir / "report.csv.tmp"
     with open(tmp, "w", newline="") as f:
@@ -835,6 +989,42 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
             w.writerow([r.student, r.lab, r.score, r.max_score, " | ".join(r.notes), f"{r.seconds:.1f}"])
     os.replace(tmp, workdir / "report.csv")
     return results
+
+
+def _grade_ids(nb) -> list[str]:
+    """The grade ids of a lab's graded cells."""
+    return [_meta(c)["grade_id"] for c in nb.cells if _meta(c).get("grade") and _meta(c).get("grade_id")]
+
+
+#: feedback pages wrap long lines (code, test lines, results) instead of cutting them at the right edge
+WRAP_CSS = """<style type="text/css">
+/* course: wrap long lines instead of cutting them at the right edge */
+pre, code, .highlight pre, div.input_area pre, div.output_area pre, div.output_text pre {
+  white-space: pre-wrap !important; overflow-wrap: anywhere; word-break: break-word; overflow-x: visible;
+}
+div.input_area, div.highlight, div.output_subarea, div.inner_cell { overflow-x: visible; min-width: 0; }
+</style>
+"""
+_EXTERNAL_SCRIPT = re.compile(r"<script\b[^>]*\bsrc\s*=\s*[\"']?(?:https?:)?//[^>]*>.*?</script>\s*", re.S | re.I)
+_MATHJAX_CONFIG = re.compile(r"<script\b[^>]*type\s*=\s*[\"']text/x-mathjax-config[\"'][^>]*>.*?</script>\s*", re.S | re.I)
+_EXTERNAL_SRC = re.compile(r"""(<[a-z][a-z0-9]*\b[^>]*?\bsrc\s*=\s*)(["']?)(?:https?:)?//[^"'\s>]*\2""", re.I)
+_FONT_FACE = re.compile(r"@font-face\s*\{[^}]*\}", re.I)  # bootstrap's icon font: a file the page lacks
+_EXTERNAL_LINK = re.compile(r"<link\b[^>]*\bhref\s*=\s*[\"']?(?:https?:)?//[^>]*>\s*", re.S | re.I)
+
+
+def offline_feedback(html: str) -> str:
+    """A feedback page of ``nbgrader generate_feedback`` made self-contained and readable:
+    scripts and style sheets it would load from the network (nbgrader's template loads
+    MathJax from a CDN) are removed, any other ``src`` on the network (an image in a
+    student's markdown) is emptied, and :data:`WRAP_CSS` makes long lines wrap. The labs
+    write their formulas in Unicode, so nothing needs MathJax; bootstrap's icon font (a file
+    the page lacks, and no icon is used) is dropped too: the page is one file that loads nothing."""
+    html = _EXTERNAL_SCRIPT.sub("", html)
+    html = _MATHJAX_CONFIG.sub("", html)
+    html = _EXTERNAL_LINK.sub("", html)
+    html = _FONT_FACE.sub("", html)
+    html = _EXTERNAL_SRC.sub(r"\1\2\2", html)  # e.g. an image a student's markdown cell links to
+    return html.replace("</head>", WRAP_CSS + "</head>", 1) if WRAP_CSS not in html else html
 
 
 def _max_points(path: Path) -> float:
@@ -849,7 +1039,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("labs", help="regenerate labs/ from solutions/")
+    lb = sub.add_parser("labs", help="regenerate labs/ from solutions/")
+    lb.add_argument("only", nargs="*", help="only these labs (default: every lab in solutions/)")
     g = sub.add_parser("grade", help="grade a folder <student>/<lab>/<lab>.ipynb")
     g.add_argument("submissions", type=Path)
     g.add_argument("--workdir", type=Path, default=DEFAULT_WORKDIR,
@@ -861,7 +1052,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="grade without a sandbox (student code runs with your rights); the report says so")
     args = ap.parse_args(argv)
     if args.cmd == "labs":
-        for p in labs():
+        for p in labs(only=args.only):
             print("wrote", p.relative_to(REPO))
         return
     start = time.perf_counter()

@@ -7,8 +7,10 @@ marks. The tamper cases run on lab1_sft.
 
 import csv
 import json
+import os
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import nbformat
@@ -51,7 +53,14 @@ def test_lab_opens_with_what_how_long_and_how_to_check(lab):
         assert words in intro, f"{lab}: the first cell should say {words!r}"
     text = "\n".join(c.source for c in nb.cells)
     assert "BEGIN HIDDEN TESTS" not in text and "BEGIN SOLUTION" not in text
-    assert "raise NotImplementedError()" in text
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    stubs = re.findall(r"raise NotImplementedError\(.*\)", code)
+    assert stubs, f"{lab}: no stub left in the student version"
+    prose = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert not re.search(r"\$[^$\n]+\$", prose), f"{lab}: write formulas in Unicode (feedback pages load no MathJax)"
+    for stub in stubs:  # every stub names the part and what to write (issue 20)
+        assert re.fullmatch(r'raise NotImplementedError\("Part [0-9]+[a-z]?: write `[\w.]+` '
+                            r'\(see the instructions above its cell\)"\)', stub), (lab, stub)
     sol = "\n".join(c.source for c in nbformat.read(REPO / "solutions" / lab / f"{lab}.ipynb", as_version=4).cells)
     assert "### BEGIN HIDDEN TESTS" in sol and "### BEGIN SOLUTION" in sol
     points = [c.metadata["nbgrader"]["points"] for c in nb.cells
@@ -236,7 +245,7 @@ def _half_done():
     nb = _solved(TAMPER_LAB, 2)
     for c in nb.cells:
         if c.metadata.get("nbgrader", {}).get("solution"):
-            c.source = c.source.replace("raise NotImplementedError()", "return 0.0")
+            c.source = re.sub(r"raise NotImplementedError\(.*\)", "return 0.0", c.source)
     return nb
 
 
@@ -304,7 +313,9 @@ def graded(tmp_path_factory):
 @pytest.mark.parametrize("lab", LABS)
 def test_solution_earns_full_marks(graded, lab):
     r = graded[0][("full", lab)]
-    assert r.max_score > 0 and r.score == r.max_score, (r.score, r.max_score, r.notes)
+    assert r.max_score > 0 and r.score == r.max_score, (
+        f"{lab}: the solution earns {r.score:g} of {r.max_score:g}; cells that lost points: "
+        + "; ".join(f"{gid} {why}" for gid, why in r.lost.items()) + f" (notes: {r.notes})")
 
 
 @pytest.mark.parametrize("lab", LABS)
@@ -317,6 +328,11 @@ def test_untouched_lab_earns_nothing(graded, lab):
 def test_half_done_lab_earns_partial_marks(graded, lab):
     r = graded[0][("partial", lab)]
     assert 0 < r.score < r.max_score, (r.score, r.max_score, r.notes)
+    # the result names each test cell that lost points, with its points (issue 20)
+    tests = [c.metadata["nbgrader"]["grade_id"] for c in _lab(lab).cells if c.metadata.get("nbgrader", {}).get("grade")]
+    assert set(r.lost) == set(tests[1:]), (lab, r.lost)
+    for gid, why in r.lost.items():
+        assert re.match(r"0 / [0-9.]+: ", why) and ("check" in why or "stopped with" in why), (gid, why)
 
 
 @pytest.mark.parametrize("student, reason", [
@@ -521,3 +537,199 @@ def test_grading_refuses_without_a_sandbox_unless_unsafe(tmp_path, monkeypatch):
     [r] = grading.grade(tmp_path / "submissions", workdir=tmp_path / "work", source=source, timeout=20, unsafe=True)
     assert r.score == 0 and "graded WITHOUT a sandbox (--unsafe)" in r.notes
     assert "WITHOUT a sandbox" in (tmp_path / "work" / "report.csv").read_text()
+
+
+# ---------------------------------------------------------------------------------
+# Issue 20: what a newcomer meets (stub messages, grades.csv, feedback pages, a read-only course)
+# ---------------------------------------------------------------------------------
+def _two_part_lab(tmp_path: Path) -> tuple[Path, Path]:
+    """A tiny source and its generated-looking release: Part 1 writes `f` and a class, Part 2
+    writes `g` (which calls f) and its test calls g only."""
+    def md(text):
+        return nbformat.v4.new_markdown_cell(text, metadata={"nbgrader": {"grade_id": text[:6], "locked": True}})
+
+    def sol(gid, code):
+        return nbformat.v4.new_code_cell(code, metadata={"nbgrader": {"grade_id": gid, "solution": True,
+                                                                      "grade": False, "locked": False}})
+
+    def test(gid, code):
+        return nbformat.v4.new_code_cell(code, metadata={"nbgrader": {"grade_id": gid, "grade": True, "points": 1,
+                                                                      "solution": False, "locked": True}})
+    src = nbformat.v4.new_notebook(cells=[
+        md("## Part 1 (1 point): f"),
+        sol("f", "def f(x):\n    ### BEGIN SOLUTION\n    return x\n    ### END SOLUTION\n\n"
+                 "class C:\n    def m(self):\n        ### BEGIN SOLUTION\n        return 1\n        ### END SOLUTION"),
+        test("test_f", "assert f(1) == 1"),
+        md("## Part 2a (1 point): g"),
+        sol("g", "def g(x):\n    ### BEGIN SOLUTION\n    return f(x) + 1\n    ### END SOLUTION"),
+        test("test_g", "assert g(1) == 2"),
+    ])
+    rel = nbformat.from_dict(json.loads(json.dumps(src)))
+    for c in rel.cells:
+        c.source = re.sub(r"( *)### BEGIN SOLUTION\n.*?### END SOLUTION", r"\1# YOUR CODE HERE\n\1raise NotImplementedError()",
+                          c.source, flags=re.S)
+    paths = tmp_path / "source.ipynb", tmp_path / "release.ipynb"
+    nbformat.write(src, paths[0])
+    nbformat.write(rel, paths[1])
+    return paths
+
+
+def test_finish_lab_names_the_part_and_the_earlier_parts_a_test_uses(tmp_path):
+    source, release = _two_part_lab(tmp_path)
+    grading.finish_lab(release, source)
+    grading.finish_lab(release, source)  # a second pass changes nothing
+    cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nbformat.read(release, as_version=4).cells}
+    assert 'raise NotImplementedError("Part 1: write `f` (see the instructions above its cell)")' in cells["f"].source
+    assert 'raise NotImplementedError("Part 1: write `C.m` (see the instructions above its cell)")' in cells["f"].source
+    assert 'raise NotImplementedError("Part 2a: write `g` (see the instructions above its cell)")' in cells["g"].source
+    assert cells["test_g"].source == ("# This test also uses your `f` from Part 1: if it fails there, fix that part "
+                                      "first.\nassert g(1) == 2")
+    assert cells["test_f"].source == "assert f(1) == 1"
+    from nbgrader.utils import compute_checksum
+    for c in cells.values():  # Validate compares these with the cells
+        if "checksum" in c.metadata["nbgrader"]:
+            assert c.metadata["nbgrader"]["checksum"] == compute_checksum(c)
+
+
+def test_an_untouched_lab_says_which_part_to_write():
+    lab = "lab3_value_iteration_q_learning"
+    cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in _lab(lab).cells}
+    assert 'NotImplementedError("Part 2: write `value_iteration`' in cells["value_iteration"]
+    assert cells["test_value_iteration"].startswith("# This test also uses your `bellman_backup` from Part 1")
+    assert not cells["test_bellman_backup"].startswith("# This test also uses")
+    intro = _lab("lab1_sft").cells[0].source + "\n".join(c.source for c in _lab("lab1_sft").cells)
+    assert "the source's example forgot." not in intro and "chapter 04" in intro
+
+
+def test_grades_csv_tells_a_lab_not_submitted_from_a_zero(graded):
+    work = graded[1]
+    rows = {(r["student_id"], r["assignment"]): r for r in csv.DictReader(open(work / "grades.csv"))}
+    zero = rows[("untouched", TAMPER_LAB)]
+    assert zero["submitted"] == "yes" and float(zero["score"]) == 0.0, zero
+    missing = rows[("half-done", "lab2_lora")]  # half-done submitted lab 1 only
+    assert missing["submitted"] == "no" and missing["score"] == missing["raw_score"] == "", missing
+    assert rows[("not-json", TAMPER_LAB)]["submitted"] == "yes"  # handed in, unreadable: a real 0
+    assert float(rows[("not-json", TAMPER_LAB)]["score"]) == 0.0
+
+
+# a resource a page would load: src of any element, href of <link>, CSS url() and @import
+_LOADED = re.compile(r"""<[a-z]+\b[^>]*?\bsrc\s*=\s*["']?([^"'\s>]+)|<link\b[^>]*?\bhref\s*=\s*["']?([^"'\s>]+)"""
+                     r"""|url\(\s*["']?([^"')\s]+)|@import\s+(?:url\()?\s*["']?([^"')\s;]+)""", re.I)
+
+
+def test_feedback_pages_load_nothing_from_outside_the_grading_folder(graded):
+    work = graded[1]
+    pages = list((work / "feedback").rglob("*.html"))
+    assert len(pages) > 20
+    for page in pages:
+        html = page.read_text(errors="replace")
+        assert "//cdn" not in html.lower(), page
+        for ref in ("".join(m) for m in _LOADED.findall(html)):
+            if ref.startswith(("#", "data:")):
+                continue
+            assert not re.match(r"([a-z][a-z0-9+.-]*:)?//", ref, re.I), (page, ref)
+            assert (page.parent / ref.split("#")[0].split("?")[0]).resolve().is_relative_to(work), (page, ref)
+        assert grading.WRAP_CSS in html, page
+
+
+def test_offline_feedback_removes_what_a_page_would_load_from_the_network():
+    page = ('<html><head><script src="https://cdn.example/mathjax.js"> </script>\n'
+            '<script type="text/x-mathjax-config">init_mathjax = 1;</script>'
+            "<link rel=stylesheet href=//cdn.example/x.css><style>@font-face{font-family:x;src:url(../f.woff)}</style>"
+            '</head><body><img src="http://example.org/cat.png" alt="cat"><a href="#top">top</a>'
+            '<span class="c1"># see src=https://example.org</span></body></html>')
+    out = grading.offline_feedback(page)
+    assert not [m for m in _LOADED.findall(out) if "".join(m)], out
+    assert "mathjax" not in out.lower() and "//cdn" not in out
+    assert '<img src="" alt="cat">' in out and '<a href="#top">' in out and "# see src=https://example.org" in out
+    assert grading.offline_feedback(out) == out and out.count("pre-wrap") == 1
+
+
+def test_feedback_wraps_long_lines_in_a_browser(graded):
+    from browser_support import chromium_page
+    page_path = graded[1] / "feedback" / "full" / "lab10_best_of_n" / "lab10_best_of_n.html"
+    assert max(len(line) for line in page_path.read_text().splitlines()) > 200
+    with chromium_page() as page:
+        requests: list[str] = []
+        page.on("request", lambda r: requests.append(r.url))
+        page.set_viewport_size({"width": 800, "height": 900})
+        page.goto(page_path.as_uri())
+        cut = page.evaluate("() => [...document.querySelectorAll('pre')]"
+                            ".filter(e => e.scrollWidth > e.clientWidth + 1).map(e => e.textContent.slice(0, 80))")
+        assert cut == [], cut  # a line wider than its box would be cut at the right edge
+        assert [u for u in requests if not u.startswith("file:")] == []
+
+
+def _unshare_ok() -> bool:
+    return shutil.which("unshare") is not None and subprocess.run(
+        ["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("make") is None or not _unshare_ok(),
+                    reason="needs make and unshare (a mount namespace) to make the course read-only")
+def test_make_grade_works_on_a_read_only_course(tmp_path):
+    """`make grade` with the course (venv included) mounted read-only, as in the container:
+    it must write nothing into the course tree. The mount is read-only for root too."""
+    lab = "lab3_value_iteration_q_learning"
+    subs = tmp_path / "submissions" / "ann" / lab
+    subs.mkdir(parents=True)
+    nbformat.write(_solved(lab), subs / f"{lab}.ipynb")
+    source = tmp_path / "source"  # one lab, so that only one reference run is needed
+    shutil.copytree(REPO / "solutions" / lab, source / lab)
+    probe = REPO / f".read-only-probe-{tmp_path.name}"
+    script = (f'mount --bind "{REPO}" "{REPO}" && mount -o remount,bind,ro "{REPO}" || exit 90\n'
+              f'touch "{probe}" 2>/dev/null && exit 91\n'
+              f'exec make -C "{REPO}" -o .venv/.installed grade SUBMISSIONS="{tmp_path / "submissions"}" '
+              f'GRADING_DIR="{tmp_path / "work"}" SOURCE="{source}" TIMEOUT=60\n')
+    proc = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True)
+    assert proc.returncode not in (90, 91), f"could not make the course read-only ({proc.returncode})"
+    assert proc.returncode == 0, (proc.stdout[-3000:], proc.stderr[-3000:])
+    rows = list(csv.DictReader(open(tmp_path / "work" / "report.csv")))
+    assert [(r["student"], float(r["score"]), float(r["max_score"])) for r in rows] == [("ann", 10.0, 10.0)], rows
+    assert not probe.exists()
+
+
+def _script_command(text: str) -> str:
+    """The `docker run ...` command of docker/grade.sh, continuation lines joined."""
+    joined = re.sub(r"\\\n\s*", " ", text)
+    line = next(l for l in joined.splitlines() if "docker}" in l and " run " in l)
+    return " ".join(line.split(" run ", 1)[1].split())
+
+
+def test_the_documented_container_command_is_the_one_in_the_repo():
+    script = (REPO / "docker" / "grade.sh").read_text()
+    doc = (REPO / "docs" / "instructor.md").read_text()
+    command = _script_command(script)
+    for part in ("--network none", "--read-only", '"$COURSE":/course:ro', '"$SUBMISSIONS":/subs:ro',
+                 '"$GRADING_DIR":/grading ', "make -C /course grade VENV=/opt/venv"):
+        assert part in command, part
+    assert re.findall(r" -v (\S+)", command) == ['"$COURSE":/course:ro', '"$SUBMISSIONS":/subs:ro', '"$GRADING_DIR":/grading']
+    shown = [" ".join(re.sub(r"\\\n\s*", " ", block).split()) for block in re.findall(r"```bash\n(.*?)```", doc, re.S)]
+    assert any(block == "docker run " + command for block in shown), "docs/instructor.md must show docker/grade.sh's command"
+    assert "docker build -t course-grading -f docker/grading.Dockerfile ." in doc
+    dockerfile = (REPO / "docker" / "grading.Dockerfile").read_text()
+    assert "make setup VENV=/opt/venv" in dockerfile  # the stack comes from the course's own set-up, at build time
+
+
+def _container_engine() -> str | None:
+    for engine in ("docker", "podman"):
+        if shutil.which(engine) and subprocess.run([engine, "info"], capture_output=True).returncode == 0:
+            return engine
+    return None
+
+
+@pytest.mark.skipif(_container_engine() is None, reason="no Docker or Podman daemon here: the container path is untested")
+def test_grading_in_the_container_offline(tmp_path):
+    engine = _container_engine()
+    build = subprocess.run([engine, "build", "-t", "course-grading-test", "-f", "docker/grading.Dockerfile", "."],
+                           cwd=REPO, capture_output=True, text=True)
+    assert build.returncode == 0, build.stderr[-3000:]
+    lab = "lab3_value_iteration_q_learning"
+    for student, nb in (("ann", _solved(lab)), ("bob", _lab(lab))):
+        (tmp_path / "subs" / student / lab).mkdir(parents=True)
+        nbformat.write(nb, tmp_path / "subs" / student / lab / f"{lab}.ipynb")
+    run = subprocess.run(["docker/grade.sh", str(tmp_path / "subs"), str(tmp_path / "work"), "course-grading-test"],
+                         cwd=REPO, capture_output=True, text=True, env={**os.environ, "DOCKER": engine})
+    assert run.returncode == 0, (run.stdout[-3000:], run.stderr[-3000:])
+    rows = {(r["student"], r["lab"]): float(r["score"]) for r in csv.DictReader(open(tmp_path / "work" / "report.csv"))}
+    assert rows[("ann", lab)] == 10.0 and rows[("bob", lab)] == 0.0, rows
