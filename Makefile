@@ -64,9 +64,10 @@ test-nb: setup
 test-labs: setup sandbox
 	$(TEST_ENV) $(BIN)/python -m pytest tests/test_labs.py -v
 
-# Regenerate the student labs in labs/ from solutions/ (nbgrader generate_assignment).
+# Regenerate the student labs in labs/ from solutions/ (nbgrader generate_assignment;
+# each stub then names its part). LAB=name (or several, space-separated) for some only.
 labs: setup
-	$(BIN)/python -m course_utils.grading labs
+	$(BIN)/python -m course_utils.grading labs $(LAB)
 
 # Autograde SUBMISSIONS/<student>/<lab>/<lab>.ipynb in GRADING_DIR (outside the repo):
 # grades.csv, report.csv and feedback/<student>/<lab>/*.html. SOURCE may be a private

@@ -4,6 +4,7 @@ Layers, each importing only those above it in this list:
 
 * :mod:`course_utils.world` — the tiny world: corpus, instruction tasks, gold reward;
   :mod:`course_utils.jsonl` — JSONL export/import with validation;
+  :mod:`course_utils.hub` — what may reach the Hugging Face hub (nothing, unless a download is asked for);
 * :mod:`course_utils.tokenizer` — the byte-level BPE tokenizer and chat template;
   :mod:`course_utils.models` — the one loader (shipped names, local folders, hub ids) and generation;
 * :mod:`course_utils.training` — the one training loop (seeded, checkpoints, Accelerate);

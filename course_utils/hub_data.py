@@ -24,12 +24,17 @@ Preferences (:func:`load_preference_rows`) -> ``{"prompt": [messages], "chosen":
 
 The prompt is always a message list (one user message for a string prompt), so a column
 holds one type. Bad rows raise :class:`DataFormatError` naming the source, the row and the
-field. A source is a local ``.jsonl``/``.json`` file or a hub data set id (read with
-``datasets.load_dataset``, which needs the network unless the set is cached).
+field. A source is a local ``.jsonl``/``.json`` file or a hub data set id, read with
+``datasets.load_dataset`` from the local cache only unless a download is asked for
+(``download=True``, the pipeline's ``--download`` or ``COURSE_ALLOW_DOWNLOAD=1``; see
+:mod:`course_utils.hub`): a hub id that is not cached raises :class:`DataNotFoundError` at
+once, without touching the network. ``python -m course_utils.hub_data download NAME``
+downloads a data set into the cache once.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -38,6 +43,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
+from .hub import download_advice, downloads_allowed, hub_offline, hub_requests_blocked
 from .jsonl import JSONLError, json_lines
 
 ROLES = ("system", "user", "assistant")
@@ -48,8 +54,43 @@ class DataFormatError(ValueError):
     """A data set row does not have the fields of any schema the loaders know."""
 
 
-def read_records(source: str | os.PathLike, split: str = "train", limit: int | None = None) -> list[dict]:
-    """Raw rows of a local JSONL/JSON file or of a hub data set (``split``), at most ``limit``."""
+class DataNotFoundError(DataFormatError):
+    """A data set is neither a local file nor in the local Hugging Face cache (or, when asked, downloadable)."""
+
+
+def hub_dataset(name: str, split: str = "train", download: bool | None = None) -> Dataset:
+    """Split ``split`` of hub data set ``name``: from the local cache, or downloaded when allowed.
+
+    Without a download allowed (``download`` true, or ``None`` and ``COURSE_ALLOW_DOWNLOAD=1``)
+    or with ``HF_HUB_OFFLINE`` set, ``datasets`` runs with its hub requests blocked, so it
+    reads its cache or fails at once: :class:`DataNotFoundError`, one sentence.
+    """
+    from datasets import load_dataset
+    where = f"could not load the data set {name!r} (split {split!r})"
+    if downloads_allowed(download) and not hub_offline():
+        try:
+            return load_dataset(name, split=split)
+        except Exception as e:  # no connection, unknown id, unknown split: one sentence, not a stack
+            raise DataNotFoundError(f"{where} from the Hugging Face hub or its cache: "
+                                    f"{type(e).__name__}: {e}"[:400]) from None
+    try:
+        with hub_requests_blocked():
+            return load_dataset(name, split=split)
+    except ConnectionError:  # datasets found no cached copy and may not ask the hub
+        raise DataNotFoundError(
+            f"{where}: it is not a local file and not in the local Hugging Face cache, and the course "
+            "downloads nothing unless asked: "
+            + download_advice(f"python -m course_utils.hub_data download {name}") + ".") from None
+    except Exception as e:  # cached, but e.g. the split is not there
+        raise DataNotFoundError(f"{where} from the local Hugging Face cache: {type(e).__name__}: {e}"[:400]) from None
+
+
+def read_records(source: str | os.PathLike, split: str = "train", limit: int | None = None,
+                 download: bool | None = None) -> list[dict]:
+    """Raw rows of a local JSONL/JSON file or of a hub data set (``split``), at most ``limit``.
+
+    A hub data set comes from the local cache unless ``download`` allows more (:func:`hub_dataset`).
+    """
     path = Path(source).expanduser()
     if path.exists():
         if path.suffix == ".json":
@@ -61,12 +102,7 @@ def read_records(source: str | os.PathLike, split: str = "train", limit: int | N
     elif str(source).startswith((".", "/", "~")) or str(source).endswith((".jsonl", ".json")):
         raise DataFormatError(f"{source}: no such file")
     else:
-        from datasets import load_dataset
-        try:
-            rows = load_dataset(str(source), split=split)
-        except Exception as e:  # offline, unknown id, unknown split: one sentence, not a stack
-            raise DataFormatError(f"could not load the data set {source!r} (split {split!r}) from the "
-                                  f"Hugging Face hub or its cache: {type(e).__name__}: {e}"[:400]) from None
+        rows = hub_dataset(str(source), split, download)
         rows = rows.select(range(min(limit, len(rows)))) if limit is not None else rows
         rows = [dict(r) for r in rows]
     rows = list(rows)[:limit] if limit is not None else list(rows)
@@ -188,23 +224,23 @@ def _convert(rows: Sequence[Mapping], source, convert) -> Dataset:
 
 
 def load_sft_rows(source: str | os.PathLike | Iterable[Mapping], split: str = "train",
-                  limit: int | None = None) -> Dataset:
+                  limit: int | None = None, download: bool | None = None) -> Dataset:
     """An SFT data set (file, hub id, or rows) as a Dataset of ``{"messages": [...]}`` rows."""
-    rows, name = _rows(source, split, limit)
+    rows, name = _rows(source, split, limit, download)
     return _convert(rows, name, sft_row)
 
 
 def load_preference_rows(source: str | os.PathLike | Iterable[Mapping], split: str = "train",
-                         limit: int | None = None) -> Dataset:
+                         limit: int | None = None, download: bool | None = None) -> Dataset:
     """A preference data set (file, hub id, or rows) as ``{"prompt", "chosen", "rejected"}`` rows."""
-    rows, name = _rows(source, split, limit)
+    rows, name = _rows(source, split, limit, download)
     return _convert(rows, name, preference_row)
 
 
-def _rows(source, split: str, limit: int | None) -> tuple[list, str]:
+def _rows(source, split: str, limit: int | None, download: bool | None = None) -> tuple[list, str]:
     if isinstance(source, (str, os.PathLike)):
         try:
-            return read_records(source, split, limit), str(source)
+            return read_records(source, split, limit, download), str(source)
         except JSONLError as e:
             raise DataFormatError(str(e)) from None
     rows = list(source)[:limit] if limit is not None else list(source)
@@ -220,3 +256,25 @@ def split_rows(data: Dataset, test_fraction: float = 0.1, seed: int = 0) -> tupl
     n_test = max(1, round(len(data) * test_fraction))
     parts = data.train_test_split(test_size=n_test, seed=seed)
     return parts["train"], parts["test"]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m course_utils.hub_data download NAME [--split SPLIT]``: fetch a hub data set into the local cache."""
+    ap = argparse.ArgumentParser(prog="python -m course_utils.hub_data",
+                                 description="Download hub data sets into the local Hugging Face cache, "
+                                             "where the course's loaders find them offline.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("download", help="download each NAME (a hub data set id) unless it is cached already")
+    get.add_argument("names", nargs="+", metavar="NAME")
+    get.add_argument("--split", default="train", help="the split to check after the download (default: train)")
+    args = ap.parse_args(argv)
+    for name in args.names:
+        try:
+            print(f"{name}: {len(hub_dataset(name, args.split, download=True))} rows in split {args.split!r}",
+                  flush=True)
+        except DataNotFoundError as e:
+            raise SystemExit(str(e)) from None
+
+
+if __name__ == "__main__":
+    main()

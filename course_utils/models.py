@@ -3,12 +3,19 @@
 One loader for everything: :func:`load_model` takes the name of a checkpoint shipped with
 the course (``"base"``, ``"sft"``, the reward model ``"rm"``), any local folder saved with ``save_pretrained``,
 or a Hugging Face hub id such as ``"HuggingFaceTB/SmolLM2-135M-Instruct"``. Weights are
-read from safetensors only. With ``HF_HUB_OFFLINE=1`` (as in the tests) a hub id that is
-not in the local cache gives one clear error instead of a stack of HTTP retries.
+read from safetensors only.
+
+A hub id loads from the local Hugging Face cache, never from the network, unless a download
+is asked for (``download=True``, or ``COURSE_ALLOW_DOWNLOAD=1``; see :mod:`course_utils.hub`):
+a hub id that is not cached raises :class:`ModelNotFoundError` at once, with one sentence
+saying how to download it, with or without ``HF_HUB_OFFLINE``.
+``python -m course_utils.models download NAME`` downloads a model's config, tokenizer and
+safetensors weights into the cache once.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +28,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 from transformers.utils import logging as hf_logging
 
 from .device import autocast, pick_device
+from .hub import download_advice, downloads_allowed, hub_offline
 from .tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -57,7 +65,7 @@ def _quiet_new_head(quiet: bool) -> Iterator[None]:
 
 
 class ModelNotFoundError(OSError):
-    """A model name is neither shipped, nor a local folder, nor reachable on the hub."""
+    """A model name is neither shipped, nor a local folder, nor in the local cache (or, when asked, downloadable)."""
 
 
 def tiny_llama_config(vocab_size: int, hidden_size: int = 128, num_layers: int = 4,
@@ -86,15 +94,59 @@ def new_tiny_model(tokenizer, seed: int = 0, **config_kwargs) -> LlamaForCausalL
     return LlamaForCausalLM(cfg)
 
 
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}
+#: Files of a hub model that the loader needs, downloaded with ``download=True``: configs,
+#: tokenizer files, chat templates and safetensors weights, from the top folder of the repo
+#: (sub-folders such as ONNX exports or original checkpoints stay on the hub).
+HUB_MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.jinja", "*.tiktoken"]
 
 
-def resolve(name_or_path: str | os.PathLike) -> str:
-    """Turn a shipped name, local folder or hub id into what ``from_pretrained`` takes.
+def _complete(folder: Path) -> bool:
+    """Whether a folder holds a config, a tokenizer and safetensors weights (one file or an index of shards)."""
+    return ((folder / "config.json").is_file()
+            and any((folder / f).is_file() for f in ("tokenizer.json", "tokenizer_config.json"))
+            and any((folder / f).is_file() for f in ("model.safetensors", "model.safetensors.index.json")))
 
-    Raises :class:`ModelNotFoundError` for a missing local folder, and, when offline,
-    for a hub id that is not in the local cache.
+
+def cached_model(name: str) -> Path | None:
+    """The folder of hub model ``name`` in the local Hugging Face cache, if it is complete there; no network.
+
+    Uses ``huggingface_hub.try_to_load_from_cache`` (the cache is ``HF_HUB_CACHE``, by default
+    ``~/.cache/huggingface/hub``) for the snapshot the ``main`` branch points to.
+    """
+    from huggingface_hub import try_to_load_from_cache
+    try:
+        config = try_to_load_from_cache(name, "config.json")
+    except ValueError:  # not a valid repo id or file name
+        return None
+    if not isinstance(config, str):
+        return None
+    folder = Path(config).parent
+    return folder if _complete(folder) else None
+
+
+def _download(name: str) -> Path:
+    """Download hub model ``name``'s :data:`HUB_MODEL_FILES` into the cache; its snapshot folder."""
+    from huggingface_hub import snapshot_download
+    try:
+        folder = Path(snapshot_download(name, allow_patterns=HUB_MODEL_FILES, ignore_patterns=["*/*"]))
+    except Exception as e:  # no connection, unknown or gated repo: one sentence, not a stack
+        first = (str(e).strip().splitlines() or [""])[0][:300]
+        raise ModelNotFoundError(f"could not download {name!r} from the Hugging Face hub "
+                                 f"({type(e).__name__}: {first})") from None
+    if not _complete(folder):
+        raise ModelNotFoundError(f"{name!r} on the Hugging Face hub lacks a config.json, a tokenizer or "
+                                 "safetensors weights in its top folder; the course loads weights from safetensors only")
+    return folder
+
+
+def resolve(name_or_path: str | os.PathLike, download: bool | None = None) -> str:
+    """Turn a shipped name, local folder or hub id into the local folder ``from_pretrained`` reads.
+
+    A hub id resolves to its folder in the local Hugging Face cache (:func:`cached_model`).
+    One that is not cached is downloaded only when ``download`` is true (``None``: when
+    ``COURSE_ALLOW_DOWNLOAD=1``) and ``HF_HUB_OFFLINE`` is not set; otherwise
+    :class:`ModelNotFoundError` says so at once, without touching the network. A missing
+    local folder, or one without ``config.json``, raises it too.
     """
     name = str(name_or_path)
     if name in SHIPPED:
@@ -108,24 +160,28 @@ def resolve(name_or_path: str | os.PathLike) -> str:
     looks_local = name.startswith((".", "/", "~")) or name.count("/") > 1
     if looks_local:
         raise ModelNotFoundError(f"no such model folder: {name}")
-    if _offline():
-        from huggingface_hub import try_to_load_from_cache
-        if not isinstance(try_to_load_from_cache(name, "config.json"), str):
-            raise ModelNotFoundError(
-                f"{name!r} is not a shipped model ({', '.join(SHIPPED)}), not a local folder, "
-                "and not in the local Hugging Face cache; the hub is offline (HF_HUB_OFFLINE=1). "
-                "Connect to the internet and unset HF_HUB_OFFLINE to download it.")
-    return name
+    folder = cached_model(name)
+    if folder is not None:
+        return str(folder)
+    if not downloads_allowed(download):
+        raise ModelNotFoundError(
+            f"{name!r} is not a shipped model ({', '.join(SHIPPED)}), not a local folder and not in the "
+            "local Hugging Face cache, and the course downloads nothing unless asked: "
+            + download_advice(f"python -m course_utils.models download {name}") + ".")
+    if hub_offline():
+        raise ModelNotFoundError(f"{name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 "
+                                 "forbids downloading it: unset HF_HUB_OFFLINE and try again with a connection.")
+    return str(_download(name))
 
 
-def load_tokenizer(name_or_path: str | os.PathLike = "base"):
-    """The tokenizer of a shipped model, local folder or hub id."""
-    return AutoTokenizer.from_pretrained(resolve(name_or_path))
+def load_tokenizer(name_or_path: str | os.PathLike = "base", download: bool | None = None):
+    """The tokenizer of a shipped model, local folder or hub id (``download`` as in :func:`resolve`)."""
+    return AutoTokenizer.from_pretrained(resolve(name_or_path, download), local_files_only=True)
 
 
 def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm",
                num_labels: int = 1, dtype: torch.dtype = torch.float32,
-               device: str | torch.device | None = None):
+               device: str | torch.device | None = None, download: bool | None = None):
     """Load ``(model, tokenizer)`` from a shipped name, a local folder or a hub id.
 
     ``kind="causal-lm"`` gives a language model; ``kind="classifier"`` a sequence
@@ -133,9 +189,11 @@ def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm"
     head is new when the checkpoint is a language model. Weights come from safetensors only.
     ``device``: ``None`` leaves the model on the CPU; ``"auto"`` puts it on
     :func:`device.pick_device`'s choice (CUDA, MPS, CPU); a name such as ``"cuda:0"`` there.
+    A hub id comes from the local cache; ``download=True`` (or ``COURSE_ALLOW_DOWNLOAD=1``)
+    downloads it first if it is not there (:func:`resolve`). Nothing else reaches the network.
     """
-    path = resolve(name_or_path)
-    tokenizer = AutoTokenizer.from_pretrained(path)
+    path = resolve(name_or_path, download)
+    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
     if tokenizer.pad_token is None:  # many hub models ship without one
         tokenizer.pad_token = tokenizer.eos_token
     auto = {"causal-lm": AutoModelForCausalLM,
@@ -144,7 +202,7 @@ def load_model(name_or_path: str | os.PathLike = "base", kind: str = "causal-lm"
         raise ValueError(f"kind must be 'causal-lm' or 'classifier', not {kind!r}")
     extra = {"num_labels": num_labels} if kind == "classifier" else {}
     with quiet_progress_bars(), _quiet_new_head(kind == "classifier"):
-        model = auto.from_pretrained(path, dtype=dtype, use_safetensors=True, **extra)
+        model = auto.from_pretrained(path, dtype=dtype, use_safetensors=True, local_files_only=True, **extra)
     if model.config.pad_token_id is None:
         model.config.pad_token_id = tokenizer.pad_token_id
     if device is not None:
@@ -197,3 +255,23 @@ def generate(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_toke
     finally:
         tokenizer.padding_side = old_side
     return [o.strip() if chat else o for o in outputs]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m course_utils.models download NAME [NAME ...]``: fetch hub models into the local cache."""
+    ap = argparse.ArgumentParser(prog="python -m course_utils.models",
+                                 description="Download hub models into the local Hugging Face cache, "
+                                             "where load_model finds them offline.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("download", help="download each NAME (a hub id) unless it is cached already")
+    get.add_argument("names", nargs="+", metavar="NAME")
+    args = ap.parse_args(argv)
+    for name in args.names:
+        try:
+            print(f"{name}: {resolve(name, download=True)}", flush=True)
+        except ModelNotFoundError as e:
+            raise SystemExit(str(e)) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -51,7 +51,8 @@ shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, then the class
 With ``--model NAME_OR_FOLDER`` (a hub id or a folder saved with ``save_pretrained``) the stages
 ``sft``, ``rm``, ``dpo`` and ``ppo`` run on that model with ``--sft-data`` and ``--preference-data``
 (default ``--stages sft,dpo``; ``ppo`` needs ``rm`` earlier in the command or ``--reward-model``),
-scored on held-out rows without a gold reward; see :mod:`course_utils.real_model`.
+scored on held-out rows without a gold reward; see :mod:`course_utils.real_model`. Hub ids come
+from the local Hugging Face cache; ``--download`` allows downloading them.
 """
 
 from __future__ import annotations
@@ -281,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--eval-prompts", type=int, default=200,
                     help="held-out open prompts for the gold comparisons (2 samples each; with --model, "
                          "at most this many held-out prompts for ppo)")
-    from .real_model import STAGES as REAL_STAGES, add_arguments
+    from .real_model import STAGES as REAL_STAGES, add_arguments, check_sources
     add_arguments(ap)
     args = ap.parse_args(argv)
     args.produced = {}
@@ -292,6 +293,8 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     unknown = [s for s in names if s not in stages]
     if unknown or not names:
         ap.error(f"unknown stage(s) {unknown}; choose from {', '.join(stages)}")
+    if args.model:  # a hub id: from the local cache (or, with --download, the hub), else one sentence now
+        check_sources(args)
     torch.manual_seed(args.seed)
     metrics: dict[str, float] = {}
     for name in names:

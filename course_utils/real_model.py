@@ -31,6 +31,11 @@ rows held out of training (``--heldout-fraction``, a seeded split):
 
 Checkpoints go to ``--out/sft``, ``--out/rm``, ``--out/dpo``, ``--out/ppo``; ``dpo``, ``rm`` and
 ``ppo`` start from the SFT checkpoint of the same command when there is one, else from ``--model``.
+
+A hub id given to ``--model``, ``--sft-data`` or ``--preference-data`` is read from the local
+Hugging Face cache; ``--download`` allows downloading what is not there (:mod:`course_utils.hub`).
+Before any stage runs, :func:`check_sources` resolves ``--model`` and ends the command with
+one sentence if it is not available.
 """
 
 from __future__ import annotations
@@ -42,8 +47,9 @@ from pathlib import Path
 import torch
 
 from .device import autocast, describe, pick_device
-from .hub_data import load_preference_rows, load_sft_rows, split_rows
-from .models import generate, load_model, load_tokenizer
+from .hub import hub_offline
+from .hub_data import DataFormatError, load_preference_rows, load_sft_rows, split_rows
+from .models import ModelNotFoundError, generate, load_model, load_tokenizer, resolve
 from .sft import collate_sft, tokenize_chat, tokenize_rows
 from .training import TrainConfig, save_checkpoint
 
@@ -57,6 +63,9 @@ def add_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("--preference-data", default=None,
                    help="preference data (prompt/chosen/rejected or HH-RLHF style): a file or a hub id")
     g.add_argument("--data-split", default="train", help="split of hub data sets")
+    g.add_argument("--download", action="store_true",
+                   help="download --model and hub data sets that are not in the local Hugging Face cache "
+                        "(default: the cache only, no network)")
     g.add_argument("--limit", type=int, default=None, help="use at most this many rows of each data set")
     g.add_argument("--heldout-fraction", type=float, default=0.1, help="rows held out for evaluation")
     g.add_argument("--max-length", type=int, default=1024, help="leave out examples longer than this (tokens)")
@@ -88,9 +97,8 @@ _MISSING: list[str] | None = None
 
 def hub_reachable(host: str = "huggingface.co", timeout: float = 3.0) -> bool:
     """Whether the Hugging Face hub answers (and ``HF_HUB_OFFLINE`` is not set)."""
-    import os
     import socket
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in {"1", "true", "yes", "on"}:
+    if hub_offline():
         return False
     try:
         socket.create_connection((host, 443), timeout=timeout).close()
@@ -206,6 +214,27 @@ def _need(args: argparse.Namespace, flag: str, stage: str) -> str:
     return value
 
 
+def check_sources(args: argparse.Namespace) -> None:
+    """Resolve ``--model`` once, before any stage: a hub id becomes its folder in the local cache.
+
+    With ``--download`` a hub id that is not cached is downloaded first. A model that cannot be
+    found ends the command with :class:`models.ModelNotFoundError`'s one sentence, no traceback.
+    Later stages (and :func:`reward_model.train_reward_model`) then load a local folder.
+    """
+    try:
+        args.model = resolve(args.model, download=args.download)
+    except ModelNotFoundError as e:
+        raise SystemExit(str(e)) from None
+
+
+def _data(load: Callable, args: argparse.Namespace, flag: str, stage: str):
+    """Rows from ``load`` (an SFT or preference loader); a missing or malformed data set ends the command in one sentence."""
+    try:
+        return load(_need(args, flag, stage), args.data_split, args.limit, download=args.download)
+    except DataFormatError as e:
+        raise SystemExit(str(e)) from None
+
+
 def _config(args, steps: int, lr: float, desc: str) -> TrainConfig:
     return TrainConfig(steps=steps, batch_size=args.batch_size, lr=lr, warmup_steps=min(10, steps // 10),
                        log_every=max(1, min(10, steps // 5)), seed=args.seed, desc=desc)
@@ -216,7 +245,7 @@ def _start(args) -> str | Path:
 
 
 def _preferences(args, tok, stage: str):
-    rows = load_preference_rows(_need(args, "--preference-data", stage), args.data_split, args.limit)
+    rows = _data(load_preference_rows, args, "--preference-data", stage)
     train, held = split_rows(rows, args.heldout_fraction, args.seed)
     train = [r for r in train if fits(tok, r, args.max_length)]
     held = [r for r in held if fits(tok, r, args.max_length)]
@@ -229,7 +258,7 @@ def stage_sft(args: argparse.Namespace) -> dict[str, float]:
     """SFT of ``--model`` on ``--sft-data``; held-out answer loss before and after."""
     from .sft import run_sft
     print(f"  device: {describe(pick_device(args.device))}")
-    rows = load_sft_rows(_need(args, "--sft-data", "sft"), args.data_split, args.limit)
+    rows = _data(load_sft_rows, args, "--sft-data", "sft")
     train_rows, held_rows = split_rows(rows, args.heldout_fraction, args.seed)
     model, tok = load_model(args.model, device=args.device or "auto")
     held = tokenize_rows(tok, held_rows, max_length=args.max_length)
