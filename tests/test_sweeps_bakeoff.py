@@ -1,4 +1,4 @@
-"""Chapter 14's bake-off sweep: unregistered until stored, and its rows measure every method alike."""
+"""Chapter 14's bake-off sweep: registered with its settings, and its rows measure every method alike."""
 import math
 
 import pytest
@@ -7,16 +7,11 @@ from course_utils import experiments
 from course_utils.experiments import sweeps_bakeoff
 
 
-def test_bakeoff_is_not_registered_until_stored():
-    assert "bakeoff" not in experiments.discover()
-    try:
-        sweeps_bakeoff.register()
-        sw = experiments.REGISTRY["bakeoff"]
-        assert sw.chapter == "14" and sw.seeds == 5 and sw.settings == sweeps_bakeoff.SETTINGS
-        assert set(sw.settings["methods"]) == set(sweeps_bakeoff.METHODS)
-        assert not sw.smoke["timing"]                                  # the smoke rows must reproduce
-    finally:
-        experiments.REGISTRY.pop("bakeoff", None)
+def test_bakeoff_is_registered_as_chapter_14s_sweep():
+    sw = experiments.discover()["bakeoff"]
+    assert sw.chapter == "14" and sw.seeds == 5 and sw.settings == sweeps_bakeoff.SETTINGS
+    assert set(sw.settings["methods"]) == set(sweeps_bakeoff.METHODS)
+    assert not sw.smoke["timing"]                                  # the smoke rows must reproduce
 
 
 def test_bakeoff_rows_share_one_evaluation():
