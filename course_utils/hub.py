@@ -16,8 +16,9 @@ set into the cache once; after that it loads offline.
 
 from __future__ import annotations
 
+import argparse
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 #: Environment variable that allows downloads where no ``download`` argument is given.
@@ -68,3 +69,27 @@ def hub_requests_blocked() -> Iterator[None]:
         yield
     finally:
         hf_constants.HF_HUB_OFFLINE, ds_config.HF_HUB_OFFLINE, ds_config.HF_DATASETS_OFFLINE = saved
+
+
+def download_main(argv: list[str] | None, module: str, what: str, fetch: Callable[[str, argparse.Namespace], str],
+                  not_found: type[Exception],
+                  add_arguments: Callable[[argparse.ArgumentParser], None] | None = None) -> None:
+    """``python -m course_utils.<module> download NAME [NAME ...]``: fetch each hub ``what`` into the local cache.
+
+    ``fetch(name, args)`` downloads one name and returns what to print about it; its
+    ``not_found`` error ends the command with that error's one sentence, no traceback.
+    """
+    ap = argparse.ArgumentParser(prog=f"python -m course_utils.{module}",
+                                 description=f"Download hub {what}s into the local Hugging Face cache, "
+                                             "where the course's loaders find them offline.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    get = sub.add_parser("download", help=f"download each NAME (a hub {what} id) unless it is cached already")
+    get.add_argument("names", nargs="+", metavar="NAME")
+    if add_arguments is not None:
+        add_arguments(get)
+    args = ap.parse_args(argv)
+    for name in args.names:
+        try:
+            print(f"{name}: {fetch(name, args)}", flush=True)
+        except not_found as e:
+            raise SystemExit(str(e)) from None

@@ -34,7 +34,6 @@ downloads a data set into the cache once.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import re
@@ -43,7 +42,7 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from .hub import download_advice, downloads_allowed, hub_offline, hub_requests_blocked
+from .hub import download_advice, download_main, downloads_allowed, hub_offline, hub_requests_blocked
 from .jsonl import JSONLError, json_lines
 
 ROLES = ("system", "user", "assistant")
@@ -259,21 +258,12 @@ def split_rows(data: Dataset, test_fraction: float = 0.1, seed: int = 0) -> tupl
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m course_utils.hub_data download NAME [--split SPLIT]``: fetch a hub data set into the local cache."""
-    ap = argparse.ArgumentParser(prog="python -m course_utils.hub_data",
-                                 description="Download hub data sets into the local Hugging Face cache, "
-                                             "where the course's loaders find them offline.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    get = sub.add_parser("download", help="download each NAME (a hub data set id) unless it is cached already")
-    get.add_argument("names", nargs="+", metavar="NAME")
-    get.add_argument("--split", default="train", help="the split to check after the download (default: train)")
-    args = ap.parse_args(argv)
-    for name in args.names:
-        try:
-            print(f"{name}: {len(hub_dataset(name, args.split, download=True))} rows in split {args.split!r}",
-                  flush=True)
-        except DataNotFoundError as e:
-            raise SystemExit(str(e)) from None
+    """``python -m course_utils.hub_data download NAME [--split SPLIT]``: fetch hub data sets into the local cache."""
+    download_main(argv, "hub_data", "data set",
+                  lambda name, args: f"{len(hub_dataset(name, args.split, download=True))} rows in split {args.split!r}",
+                  DataNotFoundError,
+                  lambda p: p.add_argument("--split", default="train",
+                                           help="the split to check after the download (default: train)"))
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ safetensors weights into the cache once.
 
 from __future__ import annotations
 
-import argparse
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,7 +27,7 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 from transformers.utils import logging as hf_logging
 
 from .device import autocast, pick_device
-from .hub import download_advice, downloads_allowed, hub_offline
+from .hub import download_advice, download_main, downloads_allowed, hub_offline
 from .tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -259,18 +258,7 @@ def generate(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_toke
 
 def main(argv: list[str] | None = None) -> None:
     """``python -m course_utils.models download NAME [NAME ...]``: fetch hub models into the local cache."""
-    ap = argparse.ArgumentParser(prog="python -m course_utils.models",
-                                 description="Download hub models into the local Hugging Face cache, "
-                                             "where load_model finds them offline.")
-    sub = ap.add_subparsers(dest="command", required=True)
-    get = sub.add_parser("download", help="download each NAME (a hub id) unless it is cached already")
-    get.add_argument("names", nargs="+", metavar="NAME")
-    args = ap.parse_args(argv)
-    for name in args.names:
-        try:
-            print(f"{name}: {resolve(name, download=True)}", flush=True)
-        except ModelNotFoundError as e:
-            raise SystemExit(str(e)) from None
+    download_main(argv, "models", "model", lambda name, _: str(resolve(name, download=True)), ModelNotFoundError)
 
 
 if __name__ == "__main__":
