@@ -12,16 +12,28 @@
    peak: a step that already runs near it leaves little for any training loop to win.
 3. The execution time of every chapter notebook (copies in a temporary folder).
 
-Prints a markdown table and, as its last line, one JSON object: ``sft_vs_trl``,
-``sft_grouped_vs_trl``, ``rm_vs_trl``, ``dpo_vs_trl`` (course steps/s divided by TRL's),
-``sft_grouping_gain`` (the course's SFT steps/s with length-grouped batches over random
-ones), ``pretrain_peak_fraction`` and ``course_minutes``. Nothing here is asserted: timings depend on the machine.
+Every measurement is repeated in ``--rounds`` rounds (default 5), interleaved: each round runs
+the course and TRL one after the other, in alternating order (course first in even rounds, TRL
+first in odd ones), then a pretraining round with the matmul peak measured just before and just
+after it. A load that starts mid-run then lands on both sides of a ratio instead of one. Each
+ratio is reported as the median of its per-round ratios with their min–max; a ratio whose
+rounds spread by more than ``UNSTABLE_SPREAD`` (20%) of the median, ``(max - min) / median``,
+is flagged as unstable and printed as such, never as a result. Chapter times run in
+``--chapter-rounds`` rounds (default 2) and are flagged the same way.
+
+Prints a markdown table and, as its last line, one JSON object: ``ratios`` (for ``sft_vs_trl``,
+``sft_grouped_vs_trl``, ``rm_vs_trl``, ``dpo_vs_trl`` (course steps/s over TRL's),
+``sft_grouping_gain`` (the course's SFT steps/s with length-grouped batches over random ones)
+and ``pretrain_peak_fraction``: ``median``, ``min``, ``max``, ``spread``, ``stable``),
+``unstable`` (the names of the flagged ones) and, with chapters, ``course_minutes``. Nothing
+here is asserted: timings depend on the machine.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import shutil
 import subprocess
 import sys
@@ -33,8 +45,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 BATCH, STEPS, WARMUP = 16, 40, 5
+UNSTABLE_SPREAD = 0.20
 TRL_ARGS = dict(bf16=False, gradient_checkpointing=False, use_cpu=True, report_to=[], disable_tqdm=True,
-                logging_strategy="no", save_strategy="no", max_steps=STEPS, learning_rate=1e-4,
+                logging_strategy="no", save_strategy="no", learning_rate=1e-4,
                 per_device_train_batch_size=BATCH, dataloader_num_workers=0, seed=0)
 
 
@@ -76,9 +89,11 @@ def _course_steps_per_second(model, data, collate, loss_fn, group_by_length: boo
     """Steps/s of the course loop, and the work in those steps.
 
     Also returns the GFLOP/s the timed steps reached (``flops_per_token`` on every token of
-    the padded batches, attention over the padded length) and the share of padding.
+    the padded batches, attention over the padded length), the share of padding, and the fp32
+    matmul GFLOP/s measured in this process just before the steps (the peak they are set against).
     """
-    from .pretrain import flops_per_token
+    from .pretrain import flops_per_token, matmul_gflops
+    peak = matmul_gflops(seconds=1.0)
     from .training import TrainConfig, train
     times, flops, tokens, real = [], [], [], []
 
@@ -95,7 +110,7 @@ def _course_steps_per_second(model, data, collate, loss_fn, group_by_length: boo
     seconds = times[STEPS] - times[WARMUP]
     return {"steps_per_second": (STEPS - WARMUP) / seconds,
             "gflops": sum(flops[WARMUP:STEPS]) / seconds / 1e9,
-            "padding": 1 - sum(real[WARMUP:STEPS]) / sum(tokens[WARMUP:STEPS])}
+            "padding": 1 - sum(real[WARMUP:STEPS]) / sum(tokens[WARMUP:STEPS]), "matmul_gflops": peak}
 
 
 def one(kind: str, impl: str) -> dict:
@@ -126,7 +141,7 @@ def one(kind: str, impl: str) -> dict:
                                      args=SFTConfig(output_dir=tmp, assistant_only_loss=True, max_length=256, packing=False,
                                                     padding_free=False, dataset_num_proc=None,
                                                     train_sampling_strategy="group_by_length" if grouped else "random",
-                                                    **TRL_ARGS),
+                                                    max_steps=STEPS, **TRL_ARGS),
                                      callbacks=[clock.callback])
                 trainer.train()
                 res = {"steps_per_second": clock.steps_per_second()}
@@ -147,7 +162,7 @@ def one(kind: str, impl: str) -> dict:
                     clock = _Clock()
                     trainer = RewardTrainer(model=model, processing_class=tok, train_dataset=conv,
                                             args=RewardConfig(output_dir=tmp, max_length=256, dataset_num_proc=None,
-                                                              center_rewards_coefficient=None, **TRL_ARGS),
+                                                              center_rewards_coefficient=None, max_steps=STEPS, **TRL_ARGS),
                                             callbacks=[clock.callback])
                     trainer.train()
                     res = {"steps_per_second": clock.steps_per_second()}
@@ -164,7 +179,7 @@ def one(kind: str, impl: str) -> dict:
                     clock = _Clock()
                     trainer = DPOTrainer(model=model, ref_model=ref, processing_class=tok, train_dataset=conv,
                                          args=DPOConfig(output_dir=tmp, beta=0.5, max_length=256, dataset_num_proc=None,
-                                                        precompute_ref_log_probs=True, **TRL_ARGS),
+                                                        precompute_ref_log_probs=True, max_steps=STEPS, **TRL_ARGS),
                                          callbacks=[clock.callback])
                     trainer.train()
                     res = {"steps_per_second": clock.steps_per_second()}
@@ -176,74 +191,126 @@ def one(kind: str, impl: str) -> dict:
 
 
 def _in_subprocess(kind: str, impl: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "course_utils.bench", "--one", kind, impl],
+    out = subprocess.run([sys.executable, "-m", "course_utils.bench", "--one", kind, impl, "--steps", str(STEPS)],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def pretrain_throughput(steps: int = 30) -> dict:
-    """GFLOP/s of pretraining steps on the tiny model against the fp32 matmul GFLOP/s."""
+    """GFLOP/s of pretraining steps on the tiny model against the fp32 matmul GFLOP/s.
+
+    The peak is measured just before and just after the steps; the fraction uses their mean."""
     from . import world
     from .models import load_tokenizer, new_tiny_model
     from .pretrain import BLOCK_SIZE, collate_blocks, flops_per_token, matmul_gflops, pack_documents
     from .training import TrainConfig, train
-    peak = matmul_gflops()
     tok = load_tokenizer("base")
     blocks = pack_documents(tok, world.make_corpus(3000, seed=0))
     model = new_tiny_model(tok)
+    before = matmul_gflops(seconds=1.0)
     res = train(model, blocks, collate_blocks, TrainConfig(steps=steps, batch_size=32, lr=1e-3, log_every=steps),
                 progress=False)
+    after = matmul_gflops(seconds=1.0)
     gflops = res.examples_seen * BLOCK_SIZE / res.seconds * flops_per_token(model) / 1e9
+    peak = (before + after) / 2
     return {"pretrain_gflops": gflops, "matmul_gflops": peak, "pretrain_peak_fraction": gflops / peak}
 
 
-def chapter_minutes() -> dict[str, float]:
-    """Execution time of every chapter notebook, run on copies in a temporary folder."""
+def spread_summary(values: list[float]) -> dict:
+    """Median, min, max and spread ``(max - min) / median`` of per-round values; ``stable`` if
+    the spread is at most ``UNSTABLE_SPREAD``."""
+    med = statistics.median(values)
+    spread = (max(values) - min(values)) / med
+    return {"median": round(med, 3), "min": round(min(values), 3), "max": round(max(values), 3),
+            "spread": round(spread, 3), "stable": spread <= UNSTABLE_SPREAD, "rounds": [round(v, 3) for v in values]}
+
+
+def _fmt(values: list[float], unit: str = "", digits: int = 2) -> str:
+    s = spread_summary(values)
+    return f"{s['median']:.{digits}f}{unit} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
+
+
+def _ratio_cell(s: dict) -> str:
+    if not s["stable"]:
+        return f"unstable: rounds spread {s['spread']:.0%} ({s['min']:.2f}–{s['max']:.2f}), no result"
+    return f"{s['median']:.2f}x ({s['min']:.2f}–{s['max']:.2f})"
+
+
+def chapter_minutes(rounds: int = 2) -> dict[str, list[float]]:
+    """Execution time of every chapter notebook in each of ``rounds`` rounds, on copies in a temporary folder."""
     from .notebooks import execute
-    times = {}
+    times: dict[str, list[float]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copytree(ROOT / "chapters", Path(tmp) / "chapters", ignore=shutil.ignore_patterns("data"))
-        for nb in sorted((Path(tmp) / "chapters").glob("*.ipynb")):
-            times[nb.stem] = execute(nb) / 60
-            print(f"  {nb.stem}: {times[nb.stem]:.1f} min", flush=True)
+        for r in range(rounds):
+            for nb in sorted((Path(tmp) / "chapters").glob("*.ipynb")):
+                times.setdefault(nb.stem, []).append(execute(nb) / 60)
+                print(f"  round {r + 1}: {nb.stem}: {times[nb.stem][-1]:.1f} min", flush=True)
     return times
 
 
+KINDS = (("sft", "SFT"), ("sft_grouped", "SFT (length-grouped)"), ("rm", "reward model"), ("dpo", "DPO"))
+
+
 def main(argv: list[str] | None = None) -> dict:
+    global STEPS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--one", nargs=2, metavar=("KIND", "IMPL"), help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per ratio (default 5)")
+    ap.add_argument("--steps", type=int, default=STEPS, help=f"training steps per measurement (default {STEPS})")
+    ap.add_argument("--chapter-rounds", type=int, default=2, help="rounds of chapter timings (default 2)")
     ap.add_argument("--skip-chapters", action="store_true", help="leave out the chapter timings")
     args = ap.parse_args(argv)
+    if args.steps <= WARMUP + 1:
+        ap.error(f"--steps must exceed the {WARMUP} warm-up steps by at least 2")
+    STEPS = args.steps
     if args.one:
         print(json.dumps(one(*args.one)))
         return {}
-    rows, summary, course_runs = [], {}, {}
-    for kind, name in (("sft", "SFT"), ("sft_grouped", "SFT (length-grouped)"),
-                       ("rm", "reward model"), ("dpo", "DPO")):
-        course, trl = _in_subprocess(kind, "course"), _in_subprocess(kind, "trl")
-        course_runs[name] = course
-        ratio = course["steps_per_second"] / trl["steps_per_second"]
-        summary[f"{kind}_vs_trl"] = round(ratio, 2)
-        rows.append(f"| {name} step, batch {BATCH} | {course['steps_per_second']:.2f} steps/s, {course['peak_mb']:.0f} MB "
-                    f"| {trl['steps_per_second']:.2f} steps/s, {trl['peak_mb']:.0f} MB | {ratio:.2f}x |")
-        print(rows[-1], flush=True)
-    summary["sft_grouping_gain"] = round(course_runs["SFT (length-grouped)"]["steps_per_second"]
-                                         / course_runs["SFT"]["steps_per_second"], 2)
-    pre = pretrain_throughput()
-    summary["pretrain_peak_fraction"] = round(pre["pretrain_peak_fraction"], 3)
-    rows.append(f"| pretraining | {pre['pretrain_gflops']:.0f} GFLOP/s | fp32 matmul {pre['matmul_gflops']:.0f} GFLOP/s "
-                f"| {pre['pretrain_peak_fraction']:.0%} of peak |")
+    runs: dict[str, dict[str, list[dict]]] = {kind: {"course": [], "trl": []} for kind, _ in KINDS}
+    pre: list[dict] = []
+    for r in range(args.rounds):
+        for kind, name in KINDS:
+            for impl in (("course", "trl") if r % 2 == 0 else ("trl", "course")):
+                runs[kind][impl].append(_in_subprocess(kind, impl))
+        pre.append(pretrain_throughput())
+        print(f"  round {r + 1} of {args.rounds} done", flush=True)
+    ratios: dict[str, dict] = {}
+    rows = []
+    for kind, name in KINDS:
+        course, trl = runs[kind]["course"], runs[kind]["trl"]
+        per_round = [c["steps_per_second"] / t["steps_per_second"] for c, t in zip(course, trl)]
+        ratios[f"{kind}_vs_trl"] = s = spread_summary(per_round)
+        rows.append(f"| {name} step, batch {BATCH} | {_fmt([c['steps_per_second'] for c in course], ' steps/s')}, "
+                    f"{max(c['peak_mb'] for c in course):.0f} MB | {_fmt([t['steps_per_second'] for t in trl], ' steps/s')}, "
+                    f"{max(t['peak_mb'] for t in trl):.0f} MB | {_ratio_cell(s)} |")
+    gain = [g["steps_per_second"] / c["steps_per_second"]
+            for g, c in zip(runs["sft_grouped"]["course"], runs["sft"]["course"])]
+    ratios["sft_grouping_gain"] = s = spread_summary(gain)
+    rows.append(f"| course SFT, length-grouped over random batches | | | {_ratio_cell(s)} |")
+    ratios["pretrain_peak_fraction"] = s = spread_summary([p["pretrain_peak_fraction"] for p in pre])
+    rows.append(f"| pretraining | {_fmt([p['pretrain_gflops'] for p in pre], ' GFLOP/s', 0)} "
+                f"| fp32 matmul {_fmt([p['matmul_gflops'] for p in pre], ' GFLOP/s', 0)} | {_ratio_cell(s)} of peak |")
     # How much of the machine a course step already uses: a bound on what any loop could gain.
-    for name, run in course_runs.items():
-        fraction = run["gflops"] / pre["matmul_gflops"]
-        rows.append(f"| course {name} step: compute | {run['gflops']:.0f} GFLOP/s, {run['padding']:.0%} padding "
-                    f"| fp32 matmul {pre['matmul_gflops']:.0f} GFLOP/s | {fraction:.0%} of peak |")
+    for kind, name in KINDS:
+        course = runs[kind]["course"]
+        fractions = [c["gflops"] / c["matmul_gflops"] for c in course]
+        rows.append(f"| course {name} step: compute | {_fmt([c['gflops'] for c in course], ' GFLOP/s', 0)}, "
+                    f"{statistics.median(c['padding'] for c in course):.0%} padding "
+                    f"| fp32 matmul {_fmt([c['matmul_gflops'] for c in course], ' GFLOP/s', 0)} "
+                    f"| {_ratio_cell(spread_summary(fractions))} of peak |")
+    summary: dict = {"ratios": ratios, "unstable": sorted(k for k, v in ratios.items() if not v["stable"])}
     if not args.skip_chapters:
-        times = chapter_minutes()
-        summary["course_minutes"] = round(sum(times.values()), 1)
+        times = chapter_minutes(args.chapter_rounds)
+        totals = [sum(t[r] for t in times.values()) for r in range(args.chapter_rounds)]
+        summary["course_minutes"] = spread_summary(totals)
         for name, m in times.items():
-            rows.append(f"| chapter {name} | {m:.1f} min | | |")
-        rows.append(f"| all chapters | {summary['course_minutes']:.1f} min | | |")
+            flag = "" if spread_summary(m)["stable"] else " unstable"
+            rows.append(f"| chapter {name} | {_fmt(m, ' min', 1)}{flag} | | |")
+        flag = "" if summary["course_minutes"]["stable"] else " unstable"
+        rows.append(f"| all chapters | {_fmt(totals, ' min', 1)}{flag} | | |")
+    print(f"\n{args.rounds} interleaved rounds; each cell: median (min–max over rounds); a ratio whose rounds spread "
+          f"by more than {UNSTABLE_SPREAD:.0%} of its median is marked unstable.")
     print("\n| measurement | course | TRL / reference | ratio |\n|---|---|---|---|")
     print("\n".join(rows))
     print(json.dumps(summary), flush=True)

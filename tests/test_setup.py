@@ -7,6 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -153,14 +154,27 @@ def test_pipeline_rejects_unknown_stages():
 
 
 def test_bench_prints_a_table_and_json_last():
-    """The benchmark runs end to end (its numbers are printed, never asserted: they depend on the machine)."""
-    out = subprocess.run([sys.executable, "-m", "course_utils.bench", "--skip-chapters"],
-                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    """The benchmark runs end to end, interleaved in rounds (its numbers are printed, never asserted:
+    they depend on the machine). Small here: 2 rounds of 10 steps."""
+    out = subprocess.run([sys.executable, "-m", "course_utils.bench", "--skip-chapters", "--rounds", "2",
+                          "--steps", "10"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     lines = out.strip().splitlines()
     summary = json.loads(lines[-1])
-    assert set(summary) == {"sft_vs_trl", "sft_grouped_vs_trl", "sft_grouping_gain", "rm_vs_trl", "dpo_vs_trl",
-                            "pretrain_peak_fraction"}
-    assert all(v > 0 for v in summary.values())
+    assert set(summary["ratios"]) == {"sft_vs_trl", "sft_grouped_vs_trl", "sft_grouping_gain", "rm_vs_trl",
+                                      "dpo_vs_trl", "pretrain_peak_fraction"}
+    for name, s in summary["ratios"].items():
+        assert len(s["rounds"]) == 2 and s["min"] <= s["median"] <= s["max"] and s["min"] > 0, name
+    assert summary["unstable"] == sorted(k for k, s in summary["ratios"].items() if not s["stable"])
     assert any(line.startswith("| measurement |") for line in lines)
     compute = [line for line in lines if "step: compute" in line]
-    assert len(compute) == 4 and all("% padding" in line and "% of peak" in line for line in compute)
+    assert len(compute) == 4 and all("% padding" in line and "of peak" in line for line in compute)
+
+
+def test_bench_flags_rounds_that_disagree():
+    from course_utils.bench import UNSTABLE_SPREAD, _ratio_cell, spread_summary
+    calm = spread_summary([2.0, 2.1, 1.95, 2.05, 2.0])
+    assert calm["stable"] and calm["median"] == 2.0 and calm["spread"] == pytest.approx(0.075)
+    noisy = spread_summary([2.0, 2.1, 1.5, 2.05, 2.0])
+    assert not noisy["stable"] and noisy["spread"] > UNSTABLE_SPREAD
+    assert _ratio_cell(noisy).startswith("unstable") and "no result" in _ratio_cell(noisy)
+    assert _ratio_cell(calm) == "2.00x (1.95–2.10)"
