@@ -1,5 +1,9 @@
 """Chapters 03-04 over seeds: masking the prompt in SFT (03), and replay at equal SFT steps (04).
 
+``sft_masking`` records two validation losses per arm: on the response tokens, and on the
+prompt tokens (every token the masked arm ignores), so that whether an arm learned the
+prompts is measured, not assumed.
+
 Every arm starts from the shipped base model, so a seed changes only the order in which the
 training examples are drawn (and, for replay, which pretraining documents are mixed in).
 """
@@ -21,6 +25,22 @@ def _weighted_examples(tokenizer, rows, prompt_weight: float) -> list[dict]:
         full = tokenize_chat(tokenizer, r["prompt"], r["response"], mask_prompt=False)
         weights = [1.0 if m != -100 else prompt_weight for m in masked["labels"]]
         out.append({**full, "weights": weights})
+    return out
+
+
+def _prompt_only(tokenizer, rows) -> list[dict]:
+    """Every token labelled except the response's: the tokens the masked arm never trains on.
+
+    Their mean loss on validation rows measures how well an arm learned to predict prompts.
+    """
+    from course_utils.sft import tokenize_chat
+
+    out = []
+    for r in rows:
+        masked = tokenize_chat(tokenizer, r["prompt"], r["response"], mask_prompt=True)
+        full = tokenize_chat(tokenizer, r["prompt"], r["response"], mask_prompt=False)
+        out.append({"input_ids": full["input_ids"],
+                    "labels": [f if m == -100 else -100 for f, m in zip(full["labels"], masked["labels"])]})
     return out
 
 
@@ -71,6 +91,7 @@ def sft_masking(seed: int, steps: int, batch_size: int, n_eval: int) -> list[dic
         model, tokenizer = load_model("base")
         val_batch = collate_sft([tokenize_chat(tokenizer, r["prompt"], r["response"]) for r in val_rows],
                                 tokenizer.pad_token_id)
+        val_prompt_batch = collate_sft(_prompt_only(tokenizer, val_rows), tokenizer.pad_token_id)
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=1e-3, warmup_steps=min(30, steps // 2),
                              log_every=25, seed=seed)
         if arm.startswith("prompt weight"):
@@ -81,8 +102,10 @@ def sft_masking(seed: int, steps: int, batch_size: int, n_eval: int) -> list[dic
             run_sft(model, tokenizer, data["train"], config, mask_prompt=(arm == "masked"), progress=False)
         with torch.no_grad():
             val_loss = model(**val_batch).loss.item()
+            val_prompt_loss = model(**val_prompt_batch).loss.item()
         scores = exact_match(model, tokenizer, probe)
-        rows.append({"arm": arm, "val_response_loss": val_loss, "exact_match": scores["mean"],
+        rows.append({"arm": arm, "val_response_loss": val_loss, "val_prompt_loss": val_prompt_loss,
+                     "exact_match": scores["mean"],
                      **{f"em_{t}": scores[t] for t in world.TASKS}})
     return rows
 
