@@ -15,6 +15,33 @@ CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 # COURSE_REPRODUCE_ALL=1 pytest tests/test_experiments.py
 REPRODUCE = ["reinforce_baseline"]
 
+# Stored rows are compared field by field: strings, integers and booleans exactly, floats within
+# ABS_TOL + REL_TOL * |stored|. Measured: every sweep's smoke rows, re-run on a second x86-64
+# machine with 2 threads and with 1, differ from the stored ones by at most 5e-6 (floats are
+# stored rounded to 6 decimals); seed 1's rows differ from seed 0's by a median of 0.006 to 375
+# per sweep, so a changed seed or setting still fails. 1e-4 leaves 20x room for float noise.
+# Exact equality holds within one machine and thread count (tests/test_device.py checks it).
+ABS_TOL = REL_TOL = 1e-4
+
+
+def rows_differences(got: list[dict], want: list[dict]) -> list[str]:
+    """Where two lists of result rows differ beyond float noise (empty if they agree)."""
+    if len(got) != len(want):
+        return [f"{len(got)} rows against {len(want)} stored"]
+    out = []
+    for i, (g, w) in enumerate(zip(got, want)):
+        if set(g) != set(w):
+            out.append(f"row {i}: fields {sorted(set(g) ^ set(w))} differ")
+            continue
+        for k, wv in w.items():
+            gv = g[k]
+            if isinstance(wv, float) and isinstance(gv, (int, float)) and not isinstance(gv, bool):
+                if abs(gv - wv) > ABS_TOL + REL_TOL * abs(wv):
+                    out.append(f"row {i} {k}: {gv} against stored {wv}")
+            elif gv != wv:
+                out.append(f"row {i} {k}: {gv!r} against stored {wv!r}")
+    return out
+
 
 def sweeps_read_by_chapters() -> dict[str, set[str]]:
     reads: dict[str, set[str]] = {}
@@ -46,18 +73,19 @@ def _reproduce(name):
     sw = discover()[name]
     entry = read_results()["sweeps"][name]
     rows, _ = run_sweep(sw, [0], entry["smoke"]["settings"], progress=False)
-    assert rows == entry["smoke"]["rows"]
+    return rows_differences(rows, entry["smoke"]["rows"])
 
 
 @pytest.mark.parametrize("name", REPRODUCE)
-def test_a_stored_sweep_reproduces_exactly(name):
-    _reproduce(name)
+def test_a_stored_sweep_reproduces(name):
+    assert not _reproduce(name)
 
 
 def test_bakeoff_one_method_one_seed_reproduces_the_stored_full_size_row():
     """Chapter 14's bake-off at full size: seed 0's DPO row, trained and evaluated again, equals the stored one.
 
-    Every field but the wall times; the smoke rows above only check the reduced settings."""
+    Every field but the wall times, floats within ABS_TOL + REL_TOL; the smoke rows above only
+    check the reduced settings."""
     from course_utils.experiments.sweeps_bakeoff import bakeoff
     entry = read_results()["sweeps"]["bakeoff"]
     settings = {**entry["settings"], "methods": ["SFT", "DPO"], "timing": False}
@@ -65,7 +93,7 @@ def test_bakeoff_one_method_one_seed_reproduces_the_stored_full_size_row():
     timing = ("seconds", "data_seconds")
     want = [{k: v for k, v in r.items() if k not in timing} for r in entry["rows"]
             if r["seed"] == 0 and r["method"] in ("SFT", "DPO")]
-    assert got == want
+    assert not rows_differences(got, want)
 
 
 def _chapter_code(stem: str) -> list[str]:
@@ -100,8 +128,8 @@ def test_every_sweep_reproduces_on_request():
     import os
     if not os.environ.get("COURSE_REPRODUCE_ALL"):
         pytest.skip("set COURSE_REPRODUCE_ALL=1 to re-run every sweep's smoke rows")
-    for name in discover():
-        _reproduce(name)
+    failed = {name: diff for name in discover() if (diff := _reproduce(name))}
+    assert not failed, failed
 
 
 def test_runner_stores_rows_and_summaries(tmp_path, monkeypatch):
@@ -130,3 +158,12 @@ def test_clear_errors(tmp_path):
         read_results(bad)
     with pytest.raises(ValueError, match="non-empty dicts"):
         clean_rows([{}], 0)
+
+
+def test_row_comparison_allows_float_noise_and_nothing_else():
+    stored = [{"seed": 0, "arm": "a", "x": 0.235281, "n": 3}]
+    assert not rows_differences([{"seed": 0, "arm": "a", "x": 0.23528, "n": 3}], stored)
+    assert rows_differences([{"seed": 0, "arm": "a", "x": 0.2363, "n": 3}], stored)
+    assert rows_differences([{"seed": 0, "arm": "b", "x": 0.235281, "n": 3}], stored)
+    assert rows_differences([{"seed": 0, "arm": "a", "x": 0.235281, "n": 4}], stored)
+    assert rows_differences(stored * 2, stored)
