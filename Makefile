@@ -87,9 +87,10 @@ book: setup
 	$(BIN)/python -m course_utils.book
 
 # Course loops against TRL's trainers, pretraining GFLOP/s against the matmul peak, every
-# chapter's execution time: a markdown table and a JSON line (about 17 minutes on 2 cores).
+# chapter's execution time, interleaved over rounds: a markdown table and a JSON line.
+# BENCH_ARGS=--skip-chapters for the ratios alone.
 bench: setup
-	$(TEST_ENV) $(BIN)/python -m course_utils.bench
+	$(TEST_ENV) $(BIN)/python -m course_utils.bench $(BENCH_ARGS)
 
 # The multi-seed sweeps behind the chapters' findings: every seed's numbers, the settings and
 # the git revision go to course_utils/assets/experiments.json (ONLY=name to run one sweep).

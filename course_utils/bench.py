@@ -230,10 +230,13 @@ def _fmt(values: list[float], unit: str = "", digits: int = 2) -> str:
     return f"{s['median']:.{digits}f}{unit} ({s['min']:.{digits}f}–{s['max']:.{digits}f})"
 
 
-def _ratio_cell(s: dict) -> str:
+def _ratio_cell(s: dict, percent: bool = False) -> str:
+    """A ratio as ``median (min–max)``, or a flag with no result where the rounds disagree."""
+    def f(v: float) -> str:
+        return f"{v:.0%}" if percent else f"{v:.2f}"
     if not s["stable"]:
-        return f"unstable: rounds spread {s['spread']:.0%} ({s['min']:.2f}–{s['max']:.2f}), no result"
-    return f"{s['median']:.2f}x ({s['min']:.2f}–{s['max']:.2f})"
+        return f"unstable: rounds spread {s['spread']:.0%} ({f(s['min'])}–{f(s['max'])}), no result"
+    return f"{f(s['median'])}{'' if percent else 'x'} ({f(s['min'])}–{f(s['max'])})"
 
 
 def chapter_minutes(rounds: int = 2) -> dict[str, list[float]]:
@@ -290,7 +293,7 @@ def main(argv: list[str] | None = None) -> dict:
     rows.append(f"| course SFT, length-grouped over random batches | | | {_ratio_cell(s)} |")
     ratios["pretrain_peak_fraction"] = s = spread_summary([p["pretrain_peak_fraction"] for p in pre])
     rows.append(f"| pretraining | {_fmt([p['pretrain_gflops'] for p in pre], ' GFLOP/s', 0)} "
-                f"| fp32 matmul {_fmt([p['matmul_gflops'] for p in pre], ' GFLOP/s', 0)} | {_ratio_cell(s)} of peak |")
+                f"| fp32 matmul {_fmt([p['matmul_gflops'] for p in pre], ' GFLOP/s', 0)} | {_ratio_cell(s, percent=True)} of peak |")
     # How much of the machine a course step already uses: a bound on what any loop could gain.
     for kind, name in KINDS:
         course = runs[kind]["course"]
@@ -298,7 +301,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows.append(f"| course {name} step: compute | {_fmt([c['gflops'] for c in course], ' GFLOP/s', 0)}, "
                     f"{statistics.median(c['padding'] for c in course):.0%} padding "
                     f"| fp32 matmul {_fmt([c['matmul_gflops'] for c in course], ' GFLOP/s', 0)} "
-                    f"| {_ratio_cell(spread_summary(fractions))} of peak |")
+                    f"| {_ratio_cell(spread_summary(fractions), percent=True)} of peak |")
     summary: dict = {"ratios": ratios, "unstable": sorted(k for k, v in ratios.items() if not v["stable"])}
     if not args.skip_chapters:
         times = chapter_minutes(args.chapter_rounds)
