@@ -18,13 +18,19 @@ reward model); the reference log-probabilities are computed once, before trainin
 log-ratio margin ``h = (log pi(y_w) - log pi_ref(y_w)) - (log pi(y_l) - log pi_ref(y_l))``::
 
     sigmoid  DPO                -log sigma(beta h)                                  Rafailov et al. 2023
-    hinge    SLiC               max(0, 1 - beta h)                                  Zhao et al. 2023
+    hinge    hinge on h (TRL)   max(0, 1 - beta h)                                  after Zhao et al. 2023
     ipo      IPO                (h_len - 1 / (2 beta))^2, h_len: per-token log-ratios  Azar et al. 2023
     cdpo     conservative DPO   -(1 - eps) log sigma(beta h) - eps log sigma(-beta h)   Mitchell 2023
     robust   robust DPO         [-(1 - eps) log sigma(beta h) + eps log sigma(-beta h)] / (1 - 2 eps)
                                                                                      Chowdhury et al. 2024
     simpo    SimPO (no ref)     -log sigma(beta (avg log pi(y_w) - avg log pi(y_l)) - gamma)  Meng et al. 2024
     orpo     ORPO (no ref)      NLL(y_w) - lam log sigma(log odds(y_w) - log odds(y_l))       Hong et al. 2024
+
+``hinge`` is TRL's ``loss_type="hinge"``: SLiC's calibration hinge moved onto DPO's
+reference-normalised margin h. SLiC-HF itself (Zhao et al., 2023) is not this loss: its hinge,
+``max(0, delta - log pi(y_w|x) + log pi(y_l|x))``, compares the policy's own log-probabilities
+with no reference model, and it adds a cross-entropy (SFT) term on reference answers to stay
+near the starting model. The course computes TRL's form.
 
 ``avg log pi`` is the log-probability per response token; ``odds(y) = p / (1 - p)`` with
 ``p = exp(avg log pi(y))``. SimPO and ORPO need no reference model. Each loss is one
@@ -67,7 +73,11 @@ def response_lengths(batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
 
 def hinge_loss(pi_chosen: torch.Tensor, pi_rejected: torch.Tensor, ref_chosen: torch.Tensor,
                ref_rejected: torch.Tensor, beta: float) -> torch.Tensor:
-    """SLiC's hinge on the DPO margin (Zhao et al., 2023): ``mean max(0, 1 - beta h)``; inputs (B,)."""
+    """TRL's hinge on the DPO margin: ``mean max(0, 1 - beta h)``; inputs (B,).
+
+    The reference-normalised form of TRL's ``DPOTrainer`` (``loss_type="hinge"``), not SLiC-HF's
+    loss (Zhao et al., 2023), which has no reference model and adds an SFT term (module docstring).
+    """
     margin = (pi_chosen - ref_chosen) - (pi_rejected - ref_rejected)
     return torch.relu(1 - beta * margin).mean()
 

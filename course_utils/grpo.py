@@ -28,14 +28,28 @@ the same number here; they differ when a generation batch is split into minibatc
 Dr. GRPO also drops the division by the group's std (``scale_rewards="none"``); DAPO also
 clips the ratio higher above than below (``clip_high=0.28``).
 
-**RLOO** (``estimator="rloo"``; Ahmadian et al., 2024, after Kool et al., 2019): the same
-groups, but the baseline of answer i is the mean reward of the *other* G - 1 answers, the KL
-penalty is part of the reward (summed k1, as TRL's ``RLOOTrainer``), and the ratio is taken
-per answer, not per token::
+**The KL term is the course's choice.** ``beta`` (0.04, the DeepSeekMath value) applies to every
+``loss_type``. The GRPO paper has this k3 penalty; Dr. GRPO's objective (Liu et al., 2025) has
+no KL term (the authors' released recipes run with ``beta=0``), and DAPO (Yu et al., 2025) drops
+it too. So ``loss_type="dr_grpo"`` and ``"dapo"`` with the default ``beta=0.04`` are those
+papers' aggregations *plus* the course's KL penalty, a deviation from both; ``beta=0.0`` gives
+the papers' (and TRL's default) behaviour.
+
+**RLOO** (``estimator="rloo"``): the leave-one-out baseline of Ahmadian et al. (2024, after
+Kool et al., 2019) inside the course's clipped, multi-epoch update. The same groups, but the
+baseline of answer i is the mean reward of the *other* G - 1 answers, the KL penalty is part
+of the reward (summed k1, as TRL's ``RLOOTrainer``), and the ratio is taken per answer, not per
+token::
 
     R_i = r_i - beta * sum_t (log pi_old - log pi_ref)_it
     A_i = R_i - (sum_j R_j - R_i) / (G - 1)                      (an unbiased baseline: it excludes i)
     L   = - mean_i min(rho_i A_i, clip(rho_i, 1 - eps, 1 + eps) A_i),  rho_i = pi(o_i) / pi_old(o_i)
+
+The ratio, the clip and the several updates per batch (``GRPOConfig.iterations``) are the course's
+(and TRL's ``RLOOTrainer``'s), not the paper's: Ahmadian et al.'s RLOO is on-policy REINFORCE,
+one gradient step per batch of samples, ``-mean_i A_i log pi(o_i)``, with no ratio and no clip.
+With one update per batch the ratio is 1 when the gradient is taken, the clip never acts, and
+the loss above has the paper's gradient.
 
 ``reward_fn`` replaces the exact-answer reward (e.g. a reward model's score on open prompts).
 """
