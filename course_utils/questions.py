@@ -176,15 +176,18 @@ QUESTIONS_03 = [
                         "The labels keep the pads out of the loss, but not out of attention: without the mask, "
                         "left padding did change the losses of the padded examples."),
              ]),
-    Question("The sweep added a third arm: every token labelled, but each prompt token weighted 0.1. It matched "
-             "the masked arm on exact match and response loss. What did that let the chapter conclude?", choices=[
-                 Choice("In this setup the gap came from gradient budget: at full weight the prompt tokens took "
-                        "most of each step away from the responses", True,
-                        "A capacity explanation predicts that learning the prompts at all uses up what the model "
-                        "can represent; yet learning them at a small weight cost nothing measurable."),
+    Question("The sweep added a third arm: every token labelled, but each prompt token weighted 0.1. Its "
+             "validation loss on the prompt tokens came out close to the full-weight arm's, and it matched the "
+             "masked arm on exact match and response loss. What did that let the chapter conclude?", choices=[
+                 Choice("In this setup the gap came from gradient budget: at full weight the prompt tokens carried "
+                        "most of each step's loss weight, leaving little for the responses", True,
+                        "A capacity explanation predicts that an arm which learns the prompts pays for it on the "
+                        "responses. The weight-0.1 arm measurably learned the prompts and paid nothing measurable "
+                        "(3 seeds); only a small capacity cost is left unexcluded."),
                  Choice("The model lacks the capacity to learn both prompts and responses", False,
-                        "The third arm still learns the prompts and does as well as masking, which is what the "
-                        "capacity explanation cannot account for."),
+                        "The third arm learned both: its prompt loss was close to the full-weight arm's and its "
+                        "response loss to the masked arm's. That is what the capacity explanation cannot "
+                        "account for."),
                  Choice("Loss on the prompt always hurts instruction tuning", False,
                         "The chapter says this is a finding about this setup, not a rule: published work found "
                         "that some loss on the prompt, or a small prompt-loss weight, can help."),

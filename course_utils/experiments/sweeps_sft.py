@@ -28,7 +28,7 @@ def _weighted_examples(tokenizer, rows, prompt_weight: float) -> list[dict]:
     return out
 
 
-def _prompt_only(tokenizer, rows) -> list[dict]:
+def prompt_only_examples(tokenizer, rows) -> list[dict]:
     """Every token labelled except the response's: the tokens the masked arm never trains on.
 
     Their mean loss on validation rows measures how well an arm learned to predict prompts.
@@ -91,7 +91,7 @@ def sft_masking(seed: int, steps: int, batch_size: int, n_eval: int) -> list[dic
         model, tokenizer = load_model("base")
         val_batch = collate_sft([tokenize_chat(tokenizer, r["prompt"], r["response"]) for r in val_rows],
                                 tokenizer.pad_token_id)
-        val_prompt_batch = collate_sft(_prompt_only(tokenizer, val_rows), tokenizer.pad_token_id)
+        val_prompt_batch = collate_sft(prompt_only_examples(tokenizer, val_rows), tokenizer.pad_token_id)
         config = TrainConfig(steps=steps, batch_size=batch_size, lr=1e-3, warmup_steps=min(30, steps // 2),
                              log_every=25, seed=seed)
         if arm.startswith("prompt weight"):
