@@ -53,7 +53,7 @@ lab: setup
 
 # Unit tests, the lab grading and browser tests, every chapter and every lab solution notebook, offline.
 test: setup browser sandbox
-	COURSE_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v
+	COURSE_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v --durations=25
 
 test-unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest tests -x -q
