@@ -608,7 +608,8 @@ QUESTIONS_11 = [
                         "directions the labels say nothing about; PPO keeps sampling fresh answers and scoring them",
                         True,
                         "Nothing corrects the DPO policy where it has left the labelled answers behind; online or "
-                        "iterative DPO brings back fresh samples for that reason."),
+                        "iterative DPO brings back fresh samples for that reason. (The comparison has a confound "
+                        "too: PPO's reward model was trained on twice as many labelled pairs as DPO saw.)"),
                  Choice("DPO optimises a different objective from PPO, one that ignores the KL to the reference", False,
                         "DPO is derived from the same KL-regularised objective; beta plays the role of the KL "
                         "coefficient. The difference is how the data are gathered, not the objective."),
