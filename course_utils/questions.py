@@ -700,11 +700,14 @@ QUESTIONS_12 = [
                         "'do not stop early', and nothing in its prompts told it that one word is right for a "
                         "classification question."),
                  Choice("The KL coefficient 0.1 is too small to matter", False,
-                        "The same coefficient kept gold high and stable on the open-ended prompts it was applied to; "
-                        "the sentiment prompts were never part of the KL term at all."),
+                        "The same coefficient held the policy near the SFT model on the open-ended prompts it was "
+                        "applied to: the run ended a few nats away with gold near its peak, after a transient "
+                        "excursion it came back from (the penalty does not prevent a single bad update). The "
+                        "sentiment prompts were never part of the KL term at all."),
                  Choice("This is certain to happen in every RLHF run with these settings", False,
-                        "In the sweep the multi-word sentiment answers appeared in one of 3 seeds; side effects "
-                        "must be measured over several seeds."),
+                        "In the sweep the multi-word sentiment answers appeared in one of 3 seeds; sentiment exact "
+                        "match fell in two of them, the other by giving one-word answers with the wrong label. "
+                        "Side effects, and their causes, must be measured over several seeds."),
              ]),
 ]
 
