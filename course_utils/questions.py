@@ -858,19 +858,22 @@ QUESTIONS_15 = [
                         "Section 2's judge was trained on random orders and still showed a strong position "
                         "bias; training does not guarantee symmetry, the averaging formula does."),
              ]),
-    Question("Section 2's swap-averaged judge agrees with gold more often than the simulated labelers whose "
-             "labels trained it agree with gold. How can a model trained on noisy labels beat them?", choices=[
+    Question("Section 2's reward model (chapter 09's) was trained on the simulated labelers' noisy labels, yet it "
+             "agrees with gold far more often than those labelers do. (Section 2's swap-averaged judge, trained on "
+             "fewer labels, only about as often: its interval covers the labelers' rate.) How can a model trained "
+             "on noisy labels beat them?", choices=[
                  Choice("The labelers' errors are random and differ from pair to pair; a model fitted to many "
                         "pairs learns what they agree on and averages the noise out", True,
                         "Each simulated labeler picks the worse answer with a probability that depends only on "
-                        "the gold gap, independently for each pair. The judge sees 1,000 pairs and learns the "
-                        "pattern behind them; on a new pair its verdict reflects that pattern, not one "
-                        "labeler's coin flip. Systematic errors would not average out this way."),
-                 Choice("The judge saw the gold reward during training", False,
+                        "the gold gap, independently for each pair. The reward model learns the pattern behind "
+                        "thousands of such pairs; on a new pair its verdict reflects that pattern, not one "
+                        "labeler's coin flip. Systematic errors would not average out this way, and a model that "
+                        "learns the pattern less well (the judge) need not beat its labelers at all."),
+                 Choice("The reward model saw the gold reward during training", False,
                         "It saw only the labelers' choices; the gold reward is used only to audit it."),
                  Choice("It cannot: the comparison must be a bug", False,
-                        "It is expected when label noise is random (chapter 09's reward model does the "
-                        "same); it would not happen if the labelers shared a bias."),
+                        "It is expected when label noise is random; it would not happen if the labelers shared "
+                        "a bias."),
              ]),
     Question("A reward model is 90% accurate on a benchmark of mixed pairs. Why can the per-category "
              "accuracy of section 3 still matter for RL against it?", choices=[
@@ -896,13 +899,15 @@ QUESTIONS_15 = [
                         "The same 2,000 pairs with human labels, or with swap-averaged AI labels, raised the "
                         "gold reward clearly."),
                  Choice("AI feedback can never help", False,
-                        "The swap-averaged AI labels did as well as the human labels of the same pairs in "
-                        "this sweep: how the judge is asked matters more than who the judge is."),
+                        "The swap-averaged AI labels came close to the human labels of the same pairs in "
+                        "this sweep (a little lower in two of three seeds; three seeds cannot show the two "
+                        "equal): how the judge is asked mattered a great deal."),
              ]),
 ]
 
 
 QUESTIONS: dict[str, list[Question]] = {
+    "00": QUESTIONS_00,
     "01": QUESTIONS_01,
     "02": QUESTIONS_02,
     "03": QUESTIONS_03,
