@@ -9,6 +9,62 @@ from __future__ import annotations
 
 from .selfcheck import Choice, Question, SelfCheck
 
+# Chapter 00
+QUESTIONS_00 = [
+    Question("Of the two tuning steps the course covers, which one learns from people's comparisons of a "
+             "model's answers?", choices=[
+                 Choice("Instruction tuning (SFT)", False,
+                        "SFT learns from (instruction, good response) pairs: someone wrote the answer, nobody "
+                        "compared two of them."),
+                 Choice("RLHF, through a reward model trained on the comparisons", True,
+                        "People compare pairs of answers, a reward model learns to predict their choices, and the "
+                        "model is optimised against it (or, in DPO's case, on the comparisons directly)."),
+                 Choice("Pretraining", False,
+                        "Pretraining learns to continue text; it uses no instructions and no comparisons at all."),
+             ]),
+    Question("Why does the course build a tiny world with a hidden 'gold' reward instead of using real data?",
+             choices=[
+                 Choice("So that the answers can be checked against the truth, including whether optimising a "
+                        "learned reward model really made answers better", True,
+                        "A real project knows only its reward model and its raters; here the gold reward is "
+                        "known, so reward hacking and the alignment tax can be measured, not guessed."),
+                 Choice("Because real models cannot be fine-tuned on a laptop at all", False,
+                        "Small real models can be fine-tuned on a CPU, slowly; the same code takes a hub model "
+                        "by name (chapters 13 and 16). The tiny world is chosen for speed and for its known truth."),
+                 Choice("Because effects measured on a tiny model hold for large models too", False,
+                        "They need not: a finding holds for the setup that measured it. The course says 'in this "
+                        "setup' for that reason, and compares with published results at scale."),
+             ]),
+    Question("A chapter trains one run of a recipe live, and also loads a stored sweep that trained the same "
+             "recipe with three seeds. Which of the two supports a statement such as 'recipe A beats recipe B'?",
+             choices=[
+                 Choice("The live run: it is the one you can watch and re-run", False,
+                        "One run is one draw of the training's randomness (the order of the batches, the new "
+                        "weights). It shows what the recipe does, but cannot tell a real difference from a "
+                        "lucky draw."),
+                 Choice("Neither: training is random, so recipes cannot be compared", False,
+                        "They can, with several seeds: the spread over seeds says how large the randomness is, "
+                        "and an interval over seeds says whether the difference is larger."),
+                 Choice("The sweep: several seeds, reported as a mean with an interval", True,
+                        "One seed is not a finding. The chapters run one seed so that they stay fast, and rest "
+                        "their findings on the stored sweeps."),
+             ]),
+    Question("You re-run a chapter on your own laptop, and a trained number differs from the stored output in its "
+             "last digits. What is the most likely reason?", choices=[
+                 Choice("Another processor, PyTorch build or thread count adds floating-point numbers in another "
+                        "order, and training amplifies the difference", True,
+                        "The seeds fix the random numbers, not the rounding of every sum. Same machine, same "
+                        "build, same thread count: same numbers; otherwise a run is one more sample of the recipe."),
+                 Choice("The chapter forgot to set its seeds", False,
+                        "Every chapter sets its seeds; on the machine that stored the outputs a re-run repeats "
+                        "them exactly."),
+                 Choice("The shipped model was downloaded again and changed", False,
+                        "Nothing is downloaded: the tiny model ships with the course and loads from a folder "
+                        "inside it."),
+             ]),
+]
+
+
 # Chapter 01
 QUESTIONS_01 = [
     Question("Which of these gets a new behaviour out of a model without training or changing any "
