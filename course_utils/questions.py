@@ -278,12 +278,20 @@ QUESTIONS_04 = [
         Choice("So that the model learns to write padding after its answer", False,
                "The opposite: the model should stop with its end-of-text token, never learn to pad."),
     ]),
-    Question("The 200-step SFT run and seed 0 of chapter 03's sweep, run in another process on another day, "
-             "printed the same numbers to the third decimal. What makes that possible?", choices=[
-                 Choice("The same code with the same seed and settings does the same arithmetic", True,
-                        "set_seed fixes the new weights and the batch order; on one machine with the same "
-                        "thread count, CPU arithmetic repeats exactly."),
-                 Choice("The sweep stored the model this notebook trained", False,
+    Question("The 200-step SFT run of this chapter has the code, seed and settings of seed 0 of chapter 03's "
+             "sweep, which ran in another process. When can you expect it to print exactly that row's numbers?",
+             choices=[
+                 Choice("Only on the same kind of machine, with the same PyTorch build and the same number of "
+                        "threads; elsewhere it is one more run of the same recipe", True,
+                        "set_seed fixes the new weights and the batch order, so the same arithmetic repeats "
+                        "exactly where the arithmetic is the same. Another processor, BLAS library or thread "
+                        "count can change the last bits of a floating-point sum, and 200 steps of training "
+                        "amplify them."),
+                 Choice("Always: set_seed makes a run the same on every computer", False,
+                        "A seed fixes the random numbers, not the order in which a processor adds up "
+                        "floating-point numbers; that order can differ between machines and thread counts, "
+                        "and so can the last bits of every sum."),
+                 Choice("Always, because the sweep stored the model this notebook trained", False,
                         "The sweep ran on its own (python -m course_utils.experiments) and stores only "
                         "numbers, never models."),
                  Choice("Exact match on 40 items per task is too coarse to differ", False,
