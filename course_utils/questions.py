@@ -293,10 +293,7 @@ QUESTIONS_04 = [
                         "and so can the last bits of every sum."),
                  Choice("Always, because the sweep stored the model this notebook trained", False,
                         "The sweep ran on its own (python -m course_utils.experiments) and stores only "
-                        "numbers, never models."),
-                 Choice("Exact match on 40 items per task is too coarse to differ", False,
-                        "The response loss in chapter 03 matched to the third decimal as well; a different "
-                        "model would show it there."),
+                        "numbers, never models: the notebook trains its own."),
              ]),
     Question("A batch of 32 examples is right-padded to its longest example, 40 tokens. The examples "
              "average 20 tokens. What fraction of the batch's positions is padding?",
