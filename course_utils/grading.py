@@ -65,10 +65,12 @@ import math
 import os
 import re
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,6 +88,10 @@ RTOL, ATOL = 1e-4, 1e-6
 FULL_ELEMENTS = 1_000
 #: largest records file of one test cell the harness reads (bytes)
 MAX_RECORDS = 32 << 20
+#: largest submitted notebook the harness reads (bytes)
+MAX_NOTEBOOK = 16 << 20
+#: seconds a sandboxed run is given on top of its cells' timeouts (interpreter and torch start-up)
+START_S = 120
 
 
 # ---------------------------------------------------------------------------------
@@ -139,7 +145,7 @@ def check_student_code(source: str, protected: dict[str, str] | set[str]) -> lis
     """
     try:
         tree = ast.parse(source)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):  # null bytes, absurd nesting
         return []
     if not isinstance(protected, dict):
         protected = {name: "" for name in protected}
@@ -555,13 +561,20 @@ class Run:
     result: sandbox.Result
 
 
+def submission_wall_s(reference: Plan, timeout: int) -> float:
+    """Wall-clock seconds for one whole run of a lab: each of the *source's* cells its
+    ``timeout``, and :data:`START_S`. A submission's own extra cells share this budget."""
+    return timeout * (len(reference.cells) + 2) + START_S
+
+
 def execute(p: Plan, folder: Path, timeout: int, unsafe: bool = False,
-            limits: sandbox.Limits | None = None) -> Run:
-    """Run ``p`` in a sandbox whose only writable folder is ``folder`` (emptied first)."""
+            limits: sandbox.Limits | None = None, wall_s: float | None = None) -> Run:
+    """Run ``p`` in a sandbox whose only writable folder is ``folder`` (emptied first), for at
+    most ``wall_s`` seconds (default: :func:`submission_wall_s` of ``p``)."""
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
     (folder / "job.json").write_text(json.dumps({"cells": p.cells, "timeout": timeout}))
-    wall = timeout * (len(p.cells) + 2) + 120
+    wall = wall_s if wall_s is not None else submission_wall_s(p, timeout)
     limits = limits or sandbox.Limits(wall_s=wall, cpu_s=int(wall * 2))
     res = sandbox.run([str(Path(sys.prefix) / "bin" / "python"), "-m", "course_utils.grading", "_run",
                        f"{sandbox.INSIDE}/job.json"], folder, limits, unsafe=unsafe)
@@ -601,15 +614,21 @@ def judge(reference: dict, student: Any, checks: list[Check]) -> tuple[bool, lis
     return (not failed and ran), [c for c in checks if c.number in failed]
 
 
-def _result_cell(gid: str, ok: bool, earned: float, points: float, failed: list[Check], ran: bool) -> Any:
+def _result_cell(gid: str, ok: bool, earned: float, points: float, failed: list[Check], ran: bool,
+                 checks: list[Check] | None = None) -> Any:
+    """The feedback under a test cell: its score, each failed visible check, and for hidden
+    checks only whether any failed, with the hints of *all* the cell's hidden checks. Which
+    hidden check failed is never said: a student's code could choose it, one bit per check."""
     lines = [f"**Grading of `{gid}`: {earned:g} / {points:g}**" + (" (every check passed)" if ok else "")]
     if not ran:
         lines.append("- the test cell stopped with an error (run it in your notebook to see which)")
     for c in failed:
-        if c.hidden:
-            lines.append(f"- hidden check {c.number} failed" + (f": {c.text}" if c.text else ""))
-        else:
+        if not c.hidden:
             lines.append(f"- visible check {c.number} failed: `{c.text}`")
+    if any(c.hidden for c in failed):
+        hints = [c.text for c in checks or failed if c.hidden and c.text]
+        lines.append("- hidden checks failed (they are not named one by one)"
+                     + (f"; they test: {'; '.join(dict.fromkeys(hints))}" if hints else ""))
     return nbformat.v4.new_markdown_cell("\n".join(lines), metadata={"grading_result": True})
 
 
@@ -771,20 +790,146 @@ def _norm(name: str) -> str:
     return re.sub(r"[\s_.\-]+", "", name.lower())
 
 
+# ---------------------------------------------------------------------------------
+# The submissions folder is not trusted: no links, no special files, bounded reads
+# ---------------------------------------------------------------------------------
+class Refused(ValueError):
+    """A submitted path the harness does not read; the message says why."""
+
+
+def _what(mode: int) -> str | None:
+    """Why a file of this mode is not read (None for a regular file or a folder)."""
+    for test, name in ((stat.S_ISLNK, "a symbolic link (links are not followed)"), (stat.S_ISFIFO, "a FIFO"),
+                       (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return None if stat.S_ISREG(mode) or stat.S_ISDIR(mode) else "not a regular file"
+
+
+def _scan(student_dir: Path) -> tuple[list[Path], list[tuple[Path, str]]]:
+    """The notebooks under ``student_dir`` (hidden names skipped) and the entries refused,
+    with the reason: links, FIFOs, devices, sockets, and notebooks with more than one hard link."""
+    nbs: list[Path] = []
+    refused: list[tuple[Path, str]] = []
+    for top, dirs, files in os.walk(student_dir, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in [*dirs, *sorted(files)]:
+            if name.startswith("."):
+                continue
+            path = Path(top) / name
+            st = os.lstat(path)
+            why = _what(st.st_mode)
+            if why is None and stat.S_ISREG(st.st_mode) and name.endswith(".ipynb") and st.st_nlink != 1:
+                why = f"a file with {st.st_nlink} hard links (one of them elsewhere)"
+            if why:
+                refused.append((path, why))
+            elif stat.S_ISREG(st.st_mode) and name.endswith(".ipynb"):
+                nbs.append(path)
+    return sorted(nbs), refused  # os.walk does not enter a linked folder: it is listed, not followed
+
+
+def read_submission(path: Path, root: Path, limit: int = MAX_NOTEBOOK) -> bytes:
+    """The bytes of the submitted file ``path`` under ``root``, read without trusting the
+    file system: every folder below ``root`` is opened without following links, the file
+    must be a regular file with one hard link and at most ``limit`` bytes, and it is opened
+    without following links or blocking (a FIFO) and checked again once open. Raises
+    :class:`Refused` with the reason."""
+    rel = path.relative_to(root)
+    flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NOCTTY
+    fd = os.open(root, flags | os.O_DIRECTORY)
+    try:
+        for part in rel.parts[:-1]:
+            try:
+                nxt = os.open(part, flags | os.O_DIRECTORY, dir_fd=fd)
+            except OSError as e:
+                raise Refused(f"{part} is not a plain folder ({e.strerror})") from None
+            os.close(fd)
+            fd = nxt
+        before = os.stat(rel.name, dir_fd=fd, follow_symlinks=False)
+        why = _what(before.st_mode)
+        if why is None and stat.S_ISDIR(before.st_mode):
+            why = "a folder"
+        if why is None and before.st_nlink != 1:
+            why = f"a file with {before.st_nlink} hard links (one of them elsewhere)"
+        if why is None and before.st_size > limit:
+            why = f"larger than {limit >> 20} MiB ({before.st_size} bytes)"
+        if why:
+            raise Refused(f"{rel} is {why}")
+        try:
+            nb_fd = os.open(rel.name, flags | os.O_NONBLOCK, dir_fd=fd)
+        except OSError as e:
+            raise Refused(f"{rel} could not be opened ({e.strerror})") from None
+        try:
+            now = os.fstat(nb_fd)
+            if (now.st_ino, now.st_dev) != (before.st_ino, before.st_dev) or not stat.S_ISREG(now.st_mode):
+                raise Refused(f"{rel} changed while it was read")
+            chunks, size = [], 0
+            while chunk := os.read(nb_fd, 1 << 20):
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > limit:
+                    raise Refused(f"{rel} is larger than {limit >> 20} MiB")
+            return b"".join(chunks)
+        finally:
+            os.close(nb_fd)
+    finally:
+        os.close(fd)
+
+
+_CELL_TYPES = {"code", "markdown", "raw"}
+
+
+def parse_submission(data: bytes) -> Any:
+    """A submitted notebook from its bytes, checked cell by cell: every cell a mapping with a
+    known ``cell_type``, text ``source``, a mapping ``metadata`` and text ids. Raises
+    ``ValueError`` (or whatever ``json``/``nbformat`` raise) naming what is wrong."""
+    raw = json.loads(data.decode("utf-8"))
+    if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+        raise ValueError("no list of cells")
+    for i, c in enumerate(raw["cells"]):
+        if not isinstance(c, dict):
+            raise ValueError(f"cell {i} is not a mapping")
+        if c.get("cell_type") not in _CELL_TYPES:
+            raise ValueError(f"cell {i}: unknown cell_type")
+        src = c.get("source", "")
+        if not (isinstance(src, str) or isinstance(src, list) and all(isinstance(x, str) for x in src)):
+            raise ValueError(f"cell {i}: its source is {type(src).__name__}, not text")
+        meta = c.get("metadata", {})
+        if not isinstance(meta, dict) or not isinstance(meta.get("nbgrader", {}), dict):
+            raise ValueError(f"cell {i}: its metadata is not a mapping")
+        gid = meta.get("nbgrader", {}).get("grade_id")
+        if not (gid is None or isinstance(gid, str)) or not (c.get("id") is None or isinstance(c.get("id"), str)):
+            raise ValueError(f"cell {i}: its id or grade_id is not text")
+    raw.setdefault("metadata", {})
+    if not isinstance(raw["metadata"], dict):
+        raise ValueError("its metadata is not a mapping")
+    return nbformat.reads(json.dumps(raw), as_version=4)
+
+
 def find_submissions(submissions: Path, labs_here: list[str]) -> tuple[list[tuple[str, str, Path, list[str]]], list[Result]]:
     """``(student, lab, notebook, notes)`` to grade, and report rows for what is not graded.
 
     ``<student>/<lab>/<lab>.ipynb`` is the layout; a folder or file whose name equals a
     lab's ignoring case, spaces, dashes, underscores and dots is taken, with a note.
+    Links, FIFOs, devices and hard-linked notebooks are refused with the reason (:func:`_scan`).
     """
     found: list[tuple[str, str, Path, list[str]]] = []
     skipped: list[Result] = []
     keys = {_norm(lab): lab for lab in labs_here}
-    for student_dir in sorted(p for p in submissions.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for entry in sorted(p for p in submissions.iterdir() if not p.name.startswith(".")):
+        why = _what(os.lstat(entry).st_mode)
+        if why:
+            skipped.append(Result(entry.name, "", notes=[f"not graded: the student's folder is {why}"]))
+    for student_dir in sorted(p for p in submissions.iterdir()
+                              if stat.S_ISDIR(os.lstat(p).st_mode) and not p.name.startswith(".")):
         student = student_dir.name
-        nbs = sorted(p for p in student_dir.rglob("*.ipynb")
-                     if not any(part.startswith(".") for part in p.relative_to(student_dir).parts))
-        if not nbs:
+        nbs, refused = _scan(student_dir)
+        for path, why in refused:
+            rel = path.relative_to(student_dir)
+            lab = keys.get(_norm(path.stem)) or keys.get(_norm(rel.parts[0])) or ""
+            skipped.append(Result(student, lab, notes=[f"not graded: {rel} is {why}"]))
+        if not nbs and not refused:
             skipped.append(Result(student, "", notes=["not graded: no notebook in this folder"]))
         best: dict[str, tuple[int, Path]] = {}
         unmatched: list[Path] = []
@@ -857,8 +1002,8 @@ def export_grades(db_url: str, dest: Path) -> None:
                 else:
                     penalty = sub.late_submission_penalty or 0.0
                     got = [sub.timestamp or "", sub.score, penalty, max(0.0, sub.score - penalty), "yes"]
-                w.writerow([a.name, a.duedate or "", got[0], s.id, s.last_name or "", s.first_name or "",
-                            s.email or "", *got[1:4], a.max_score, got[4]])
+                w.writerow([csv_cell(a.name), a.duedate or "", got[0], csv_cell(s.id), csv_cell(s.last_name or ""),
+                            csv_cell(s.first_name or ""), csv_cell(s.email or ""), *got[1:4], a.max_score, got[4]])
     os.replace(tmp, dest)
 
 
@@ -886,7 +1031,7 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
     for sub in ("source", "submitted", "autograded", "feedback", ".runs"):
         shutil.rmtree(workdir / sub, ignore_errors=True)
     runs = workdir / ".runs"
-    references: dict[str, tuple[Any, Any, Run]] = {}
+    references: dict[str, tuple[Any, Any, Run, float]] = {}
     for lab in labs_here:
         shutil.copytree(source / lab, workdir / "source" / lab)
         _nbgrader(["generate_assignment", lab, "--force"], cwd=workdir)
@@ -900,84 +1045,40 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
         if bad:
             raise RuntimeError(f"{lab}: the source's own solution fails its test cells {bad} in the sandbox"
                                f" (its output: {ref.result.output[-2000:]})")
-        references[lab] = (src_nb, rel_nb, ref)
+        # one wall-clock budget per lab, from the source's cells: padding a notebook with cells buys no time
+        references[lab] = (src_nb, rel_nb, ref, submission_wall_s(ref_plan, timeout))
     found, skipped = find_submissions(submissions, labs_here)
     results: list[Result] = []
     for student, lab, nb_path, notes in found:
-        src_nb, rel_nb, ref = references[lab]
+        src_nb = references[lab][0]
         res = Result(student, lab, max_score=_max_points(source / lab / f"{lab}.ipynb"), notes=list(notes))
         results.append(res)
         if unsafe:
             res.notes.append("graded WITHOUT a sandbox (--unsafe)")
         try:
-            student_nb = nbformat.read(nb_path, as_version=4)
-            if not isinstance(student_nb.get("cells"), list):
-                raise ValueError("no list of cells")
-        except Exception as e:  # noqa: BLE001  (any unreadable file is reported, not fatal)
-            res.notes.append(f"not a valid notebook ({type(e).__name__}): not graded")
+            data = read_submission(nb_path, submissions)
+        except (Refused, OSError) as e:
+            res.notes.append(f"not graded: {e}")
             _write_scores(db_url, student, lab, {gid: 0.0 for gid in _grade_ids(src_nb)})
             continue
         try:
-            p = plan(src_nb, student_nb, rel_nb)
-        except Exception as e:  # noqa: BLE001  (a malformed cell: reported, the others graded)
-            res.notes.append(f"not graded: its cells could not be read ({type(e).__name__}: {str(e)[:200]})")
+            student_nb = parse_submission(data)
+        except Exception as e:  # noqa: BLE001  (any unreadable file is reported, not fatal)
+            res.notes.append(f"not a valid notebook ({type(e).__name__}: {str(e)[:200]}): not graded")
             _write_scores(db_url, student, lab, {gid: 0.0 for gid in _grade_ids(src_nb)})
             continue
-        res.notes += p.notes
-        protected: dict[str, str] = {}
-        for c in src_nb.cells:
-            if c.cell_type == "code" and _is_locked(c):
-                try:
-                    protected.update(_imported_names(ast.parse(c.source)))
-                except SyntaxError:
-                    pass
-        for i, cell in enumerate(student_nb.cells):
-            if cell.get("cell_type") == "code" and not _is_locked(cell):
-                reasons = check_student_code(cell.get("source", ""), protected)
-                if reasons:
-                    res.notes.append(f"cell {i}: worth a look (the score does not depend on it): {'; '.join(reasons)}")
-        run = execute(p, runs / f"{student}-{lab}", timeout, unsafe)
-        res.seconds = run.result.wall_s
-        for idx, name in sorted(run.cells.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1):
-            if name in ("CellTimeoutError", "SystemExit", "KeyboardInterrupt"):
-                res.notes.append(f"cell {idx}: {name}" + (f": ran past {timeout} s" if name == "CellTimeoutError" else ""))
-        if run.result.timed_out:
-            res.notes.append(f"the run was stopped after {run.result.wall_s:.0f} s (wall-clock limit)")
-        elif run.result.returncode != 0:
-            res.notes.append(f"the run ended early (exit status {run.result.returncode}); later cells did not run")
-        if run.result.output_dropped:
-            total = len(run.result.output.encode()) + run.result.output_dropped
-            res.notes.append(f"printed {total / 1e6:.1f} MB; output truncated to the first "
-                             f"{len(run.result.output.encode()) / 1e6:.1f} MB")
-        scores: dict[str, float] = {}
-        fb = p.feedback
-        for gid, checks in p.checks.items():
-            ok, failed = judge(ref.tests[gid], run.tests.get(gid), checks)
-            scores[gid] = p.points[gid] if ok else 0.0
-            student_t = run.tests.get(gid)
-            ran = isinstance(student_t, dict) and student_t.get("error") is None
-            if not ok:
-                why = [f"{'hidden' if c.hidden else 'visible'} check {c.number}" for c in failed]
-                if not ran:
-                    why.append("stopped with " + (str(student_t.get("error"))[:100] if isinstance(student_t, dict)
-                                                  else "no result (the run ended before it)"))
-                res.lost[gid] = f"{scores[gid]:g} / {p.points[gid]:g}: " + (", ".join(why) or "failed")
-            pos = next(i for i, c in enumerate(fb.cells) if _meta(c).get("grade_id") == gid)
-            fb.cells.insert(pos + 1, _result_cell(gid, ok, scores[gid], p.points[gid], failed, ran))
-        res.score = sum(scores.values())
-        dest = workdir / "submitted" / student / lab
-        dest.mkdir(parents=True, exist_ok=True)
-        shutil.copy(nb_path, dest / f"{lab}.ipynb")
-        graded = workdir / "autograded" / student / lab
-        graded.mkdir(parents=True, exist_ok=True)
-        nbformat.write(fb, graded / f"{lab}.ipynb")
-        _write_scores(db_url, student, lab, scores)
+        try:
+            _grade_one(res, student_nb, data, lab, references[lab], workdir, db_url, timeout, unsafe)
+        except Exception as e:  # noqa: BLE001  (one submission the harness cannot handle never stops the class)
+            res.score = 0.0
+            res.notes.append(f"not graded: the harness failed on it ({type(e).__name__}: {str(e)[:200]})")
+            _write_scores(db_url, student, lab, {gid: 0.0 for gid in _grade_ids(src_nb)})
     shutil.rmtree(runs, ignore_errors=True)
     for lab in labs_here:
         _nbgrader(["generate_feedback", lab, "--force"], cwd=workdir, check=False)
     for page in (workdir / "feedback").rglob("*.html"):
         tmp = page.with_name(page.name + ".tmp")
-        tmp.write_text(offline_feedback(page.read_text()))
+        tmp.write_text(sanitize_feedback(offline_feedback(page.read_text())))
         os.replace(tmp, page)
     export_grades(db_url, workdir / "grades.csv")
     results += skipped
@@ -986,9 +1087,68 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
         w = csv.writer(f)
         w.writerow(["student", "lab", "score", "max_score", "notes", "seconds"])
         for r in results:
-            w.writerow([r.student, r.lab, r.score, r.max_score, " | ".join(r.notes), f"{r.seconds:.1f}"])
+            w.writerow([csv_cell(r.student), csv_cell(r.lab), r.score, r.max_score, csv_cell(" | ".join(r.notes)),
+                        f"{r.seconds:.1f}"])
     os.replace(tmp, workdir / "report.csv")
     return results
+
+
+def _grade_one(res: Result, student_nb: Any, data: bytes, lab: str, reference: tuple[Any, Any, Run, float],
+               workdir: Path, db_url: str, timeout: int, unsafe: bool) -> None:
+    """Grade one parsed submission into ``res``; write its scores, its copy and its feedback notebook."""
+    src_nb, rel_nb, ref, wall_s = reference
+    student = res.student
+    runs = workdir / ".runs"
+    p = plan(src_nb, student_nb, rel_nb)
+    res.notes += p.notes
+    protected: dict[str, str] = {}
+    for c in src_nb.cells:
+        if c.cell_type == "code" and _is_locked(c):
+            try:
+                protected.update(_imported_names(ast.parse(c.source)))
+            except SyntaxError:
+                pass
+    for i, cell in enumerate(student_nb.cells):
+        if cell.get("cell_type") == "code" and not _is_locked(cell):
+            reasons = check_student_code(cell.get("source", ""), protected)
+            if reasons:
+                res.notes.append(f"cell {i}: worth a look (the score does not depend on it): {'; '.join(reasons)}")
+    run = execute(p, runs / f"{student}-{lab}", timeout, unsafe, wall_s=wall_s)
+    res.seconds = run.result.wall_s
+    for idx, name in sorted(run.cells.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1):
+        if name in ("CellTimeoutError", "SystemExit", "KeyboardInterrupt"):
+            res.notes.append(f"cell {idx}: {name}" + (f": ran past {timeout} s" if name == "CellTimeoutError" else ""))
+    if run.result.timed_out:
+        res.notes.append(f"the run was stopped after {run.result.wall_s:.0f} s (wall-clock limit)")
+    elif run.result.returncode != 0:
+        res.notes.append(f"the run ended early (exit status {run.result.returncode}); later cells did not run")
+    if run.result.output_dropped:
+        total = len(run.result.output.encode()) + run.result.output_dropped
+        res.notes.append(f"printed {total / 1e6:.1f} MB; output truncated to the first "
+                         f"{len(run.result.output.encode()) / 1e6:.1f} MB")
+    scores: dict[str, float] = {}
+    fb = p.feedback
+    for gid, checks in p.checks.items():
+        ok, failed = judge(ref.tests[gid], run.tests.get(gid), checks)
+        scores[gid] = p.points[gid] if ok else 0.0
+        student_t = run.tests.get(gid)
+        ran = isinstance(student_t, dict) and student_t.get("error") is None
+        if not ok:
+            why = [f"{'hidden' if c.hidden else 'visible'} check {c.number}" for c in failed]
+            if not ran:
+                why.append("stopped with " + (str(student_t.get("error"))[:100] if isinstance(student_t, dict)
+                                              else "no result (the run ended before it)"))
+            res.lost[gid] = f"{scores[gid]:g} / {p.points[gid]:g}: " + (", ".join(why) or "failed")
+        pos = next(i for i, c in enumerate(fb.cells) if _meta(c).get("grade_id") == gid)
+        fb.cells.insert(pos + 1, _result_cell(gid, ok, scores[gid], p.points[gid], failed, ran, checks))
+    res.score = sum(scores.values())
+    dest = workdir / "submitted" / student / lab
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / f"{lab}.ipynb").write_bytes(data)  # what was read and graded, not the path again
+    graded = workdir / "autograded" / student / lab
+    graded.mkdir(parents=True, exist_ok=True)
+    nbformat.write(fb, graded / f"{lab}.ipynb")
+    _write_scores(db_url, student, lab, scores)
 
 
 def _grade_ids(nb) -> list[str]:
@@ -1027,9 +1187,66 @@ def offline_feedback(html: str) -> str:
     return html.replace("</head>", WRAP_CSS + "</head>", 1) if WRAP_CSS not in html else html
 
 
+#: what a feedback page's body may hold after :func:`sanitize_feedback`
+FEEDBACK_TAGS = {"a", "abbr", "b", "blockquote", "br", "code", "dd", "del", "div", "dl", "dt", "em", "h1", "h2",
+                 "h3", "h4", "h5", "h6", "hr", "i", "kbd", "li", "ol", "p", "pre", "s", "samp", "span", "strong",
+                 "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"}
+FEEDBACK_ATTRIBUTES = {"*": {"class", "id", "name", "title"}, "a": {"href"}, "td": {"colspan", "rowspan"},
+                       "th": {"colspan", "rowspan"}, "ol": {"start"}}
+
+
+def _fragment_only(tag: str, attr: str, value: str) -> str | None:  # noqa: ARG001
+    return value if attr != "href" or value.startswith("#") else None
+
+
+def sanitize_feedback(html: str) -> str:
+    """A feedback page with its body (where the student's cells are) cleaned by ``nh3``, a
+    maintained HTML sanitiser: only the tags and attributes of :data:`FEEDBACK_TAGS` and
+    :data:`FEEDBACK_ATTRIBUTES` stay (no script, style, image, form, iframe or event
+    handler), links only to places in the page (``#...``). The head is nbgrader's template,
+    made offline by :func:`offline_feedback`; nothing in it comes from a student."""
+    import nh3
+
+    start = html.find("<body")
+    start = html.find(">", start) + 1 if start >= 0 else 0
+    end = html.rfind("</body>")
+    end = end if end >= start else len(html)
+    body = nh3.clean(html[start:end], tags=FEEDBACK_TAGS, attributes=FEEDBACK_ATTRIBUTES,
+                     attribute_filter=_fragment_only, url_schemes=set(), strip_comments=True, link_rel=None)
+    return html[:start] + body + html[end:]
+
+
+_ESCAPED = {"Cc", "Cf", "Zl", "Zp", "Cs", "Co", "Cn"}  # controls, format (bidi overrides), separators
+
+
+def safe_text(text: str) -> str:
+    """``text`` (a student's file name, a note quoting it) safe for a terminal: every control,
+    format or separator character (escape sequences, bidi overrides, new lines) is written
+    as a Python escape (``\\x1b``)."""
+    return "".join(ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in _ESCAPED
+                   else ch for ch in text)
+
+
+def csv_cell(value: Any) -> Any:
+    """A cell for ``report.csv``/``grades.csv``: text goes through :func:`safe_text`, and text
+    a spreadsheet would take for a formula (leading ``=``, ``+``, ``-``, ``@``, tab or
+    carriage return) gets a leading ``'``. Numbers pass unchanged."""
+    if not isinstance(value, str):
+        return value
+    value = safe_text(value)
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
 def _max_points(path: Path) -> float:
     nb = nbformat.read(path, as_version=4)
     return float(sum(_meta(c).get("points", 0) for c in nb.cells if _meta(c).get("grade")))
+
+
+def summary(results: list[Result]) -> str:
+    """One line per result for the terminal, every student-controlled string through :func:`safe_text`."""
+    width = max([len(safe_text(r.student)) for r in results] + [7])
+    return "\n".join(f"{safe_text(r.student):<{width}} {safe_text(r.lab):<32} {r.score:5.1f} / {r.max_score:<5.1f} "
+                     f"{safe_text(' | '.join(r.notes))}" for r in results)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -1060,9 +1277,7 @@ def main(argv: list[str] | None = None) -> None:
         results = grade(args.submissions, args.workdir, args.source, args.timeout, args.unsafe)
     except sandbox.SandboxUnavailable as e:
         sys.exit(f"make grade refuses: {e}.")
-    width = max([len(r.student) for r in results] + [7])
-    for r in results:
-        print(f"{r.student:<{width}} {r.lab:<32} {r.score:5.1f} / {r.max_score:<5.1f} {' | '.join(r.notes)}")
+    print(summary(results))
     print(json.dumps({"graded": sum(1 for r in results if r.lab and not any(n.startswith("not ") for n in r.notes)),
                       "rows": len(results), "seconds": round(time.perf_counter() - start, 1),
                       "grades_csv": str(args.workdir / "grades.csv"),
