@@ -42,10 +42,14 @@ score is decided outside that process:
    Learners keep the visible tests in their notebook.
 
 Feedback keeps secrets: it holds the student's own cells, the handed-out (visible) test
-cells, and after each test cell its result, naming each failed check (a visible check by
-its code, a hidden one by its number and, if the source gives one, the constant string of
-its ``assert``, which is meant as a hint). No output of a run, no hidden code, input or
-reference value reaches it; output goes to the instructor's log only, truncated.
+cells, and after each test cell its result: each failed visible check by its code, and for
+hidden checks only whether any failed, with the hints (constant ``assert`` messages) of all
+the cell's hidden checks, so a submission cannot spell a secret out one check at a time
+(:func:`_result_cell`). No output of a run, no hidden code, input or reference value
+reaches it; output goes to the instructor's log only, truncated. Its body is sanitised
+(:func:`sanitize_feedback`); names and notes are escaped for the terminal and CSV
+(:func:`safe_text`, :func:`csv_cell`); the submissions folder is read without trusting it
+(:func:`find_submissions`, :func:`read_submission`, :func:`parse_submission`).
 
 Honest work is kept: cells are matched to the source by ``grade_id``, else by the cell's
 id (metadata edited), and their role (solution, test, locked) always comes from the
