@@ -82,14 +82,10 @@ from typing import Any
 import nbformat
 
 from course_utils import sandbox
+from course_utils.probes import HIDDEN_BEGIN, HIDDEN_END, Check, plain, probe_lab, same
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path.home() / "course-grading"
-HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-#: tolerance of :func:`same` for floating-point records
-RTOL, ATOL = 1e-4, 1e-6
-#: tensors and arrays with more elements are recorded as a summary (shape, sums, a sample)
-FULL_ELEMENTS = 1_000
 #: largest records file of one test cell the harness reads (bytes)
 MAX_RECORDS = 32 << 20
 #: largest submitted notebook the harness reads (bytes)
@@ -198,169 +194,10 @@ def check_student_code(source: str, protected: dict[str, str] | set[str]) -> lis
 
 
 # ---------------------------------------------------------------------------------
-# Test cells as probes
-# ---------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Check:
-    """One ``assert`` of a test cell: where it is, and what feedback may say about it."""
-    number: int   #: its place among the cell's asserts (1-based)
-    hidden: bool  #: inside ``### BEGIN HIDDEN TESTS`` ... ``### END HIDDEN TESTS``
-    line: int     #: line in the test cell
-    text: str     #: visible checks: its code; hidden ones: its hint (a constant message) or ""
-
-
-_RECORDED = (ast.Name, ast.Attribute, ast.Subscript, ast.Call, ast.BinOp, ast.UnaryOp,
-             ast.Compare, ast.BoolOp, ast.IfExp)
-
-
-class _Recorder(ast.NodeTransformer):
-    """Wrap every sub-expression of one assert's test in ``__probe_rec__(key, value)``."""
-
-    def __init__(self, number: int):
-        self.number, self.count = number, 0
-
-    def _wrap(self, node: ast.expr) -> ast.expr:
-        self.count += 1
-        key = ast.Constant(f"{self.number}.{self.count}")
-        return ast.Call(ast.Name("__probe_rec__", ast.Load()), [key, node], [])
-
-    def visit_Lambda(self, node: ast.Lambda) -> ast.Lambda:
-        return node  # its body runs later, maybe never: not a value of this assert
-
-    def visit_Call(self, node: ast.Call) -> ast.expr:
-        if isinstance(node.func, ast.Attribute):  # record the object a method is called on
-            node.func.value = self.visit(node.func.value)
-        elif not isinstance(node.func, ast.Name):
-            node.func = self.visit(node.func)
-        node.args = [self.visit(a) for a in node.args]
-        for kw in node.keywords:
-            kw.value = self.visit(kw.value)
-        return self._wrap(node)
-
-    def generic_visit(self, node: ast.AST) -> ast.AST:
-        node = super().generic_visit(node)
-        if isinstance(node, _RECORDED) and isinstance(getattr(node, "ctx", ast.Load()), ast.Load):
-            return self._wrap(node)  # type: ignore[arg-type]
-        return node
-
-
-def _hidden_lines(source: str) -> set[int]:
-    hidden, inside = set(), False
-    for i, line in enumerate(source.splitlines(), 1):
-        if line.strip().startswith(HIDDEN_BEGIN):
-            inside = True
-        elif line.strip().startswith(HIDDEN_END):
-            inside = False
-        elif inside:
-            hidden.add(i)
-    return hidden
-
-
-def instrument_test(source: str) -> tuple[str, list[Check]]:
-    """The test cell ``source`` (visible and hidden part) rewritten to record, and its checks.
-
-    ``assert E, msg`` becomes ``__probe_check__(n, E')``, where ``E'`` is ``E`` with each
-    sub-expression ``x`` (names, attributes, subscripts, calls, operations, comparisons)
-    replaced by ``__probe_rec__("n.k", x)``, which records ``x`` as plain data under the
-    key ``"n.k"`` and returns it. Everything else in the cell runs unchanged; no assert
-    raises. Raises ``SyntaxError`` for a test cell that does not parse (a source error).
-    """
-    tree = ast.parse(source)
-    hidden = _hidden_lines(source)
-    lines = source.splitlines()
-    checks: list[Check] = []
-
-    class Asserts(ast.NodeTransformer):
-        def visit_Assert(self, node: ast.Assert) -> ast.stmt:
-            n = len(checks) + 1
-            is_hidden = node.lineno in hidden
-            if is_hidden:
-                text = node.msg.value if isinstance(node.msg, ast.Constant) and isinstance(node.msg.value, str) else ""
-            else:
-                text = " ".join(lines[node.lineno - 1:node.end_lineno or node.lineno]).strip()[:300]
-            checks.append(Check(n, is_hidden, node.lineno, text))
-            test = _Recorder(n).visit(node.test)
-            call = ast.Call(ast.Name("__probe_check__", ast.Load()), [ast.Constant(n), test], [])
-            return ast.copy_location(ast.Expr(call), node)
-
-    tree = ast.fix_missing_locations(Asserts().visit(tree))
-    return ast.unparse(tree), checks
-
-
-def plain(value: Any, depth: int = 0) -> Any:
-    """``value`` as JSON data: numbers, strings, lists; tensors and arrays as
-    ``{"nd": shape, "v": flat values}`` (over :data:`FULL_ELEMENTS` elements, a summary:
-    sums and a strided sample of 64); other objects as ``{"type": name}``."""
-    if value is None or isinstance(value, (bool, str)):
-        return value if not isinstance(value, str) else value[:100_000]
-    if isinstance(value, int):
-        return value if abs(value) < 2 ** 53 else {"int": str(value)}
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"float": repr(value)}
-    if depth > 20:
-        return {"type": "too deep"}
-    mod = type(value).__module__ or ""
-    if mod.startswith(("torch", "numpy")):
-        try:
-            import numpy as np
-            if mod.startswith("torch") and hasattr(value, "detach"):
-                value = value.detach().cpu()
-                if value.is_complex() or str(value.dtype) == "torch.bfloat16":
-                    value = value.double()
-                arr = value.numpy()
-            elif isinstance(value, np.generic):
-                return plain(value.item(), depth + 1)
-            elif isinstance(value, np.ndarray):
-                arr = value
-            else:
-                return {"type": f"{mod}.{type(value).__name__}", "str": str(value)[:200]}
-            if arr.dtype == object:
-                return {"nd": list(arr.shape), "v": [plain(x, depth + 1) for x in arr.ravel()[:FULL_ELEMENTS]]}
-            flat = arr.ravel()
-            if flat.size <= FULL_ELEMENTS:
-                return {"nd": list(arr.shape), "v": flat.tolist()}
-            f = flat.astype(np.float64)
-            step = max(flat.size // 64, 1)
-            return {"nd": list(arr.shape), "sum": float(f.sum()), "abssum": float(np.abs(f).sum()),
-                    "sample": flat[::step].tolist()}
-        except Exception as e:  # noqa: BLE001  (the student's objects may break anything)
-            return {"type": f"unreadable {type(e).__name__}"}
-    if isinstance(value, (list, tuple)):
-        return [plain(x, depth + 1) for x in list(value)[:FULL_ELEMENTS]]
-    if isinstance(value, dict):
-        return {"dict": [[plain(k, depth + 1), plain(v, depth + 1)] for k, v in list(value.items())[:FULL_ELEMENTS]]}
-    if isinstance(value, (set, frozenset)):
-        return {"set": sorted((json.dumps(plain(x, depth + 1), sort_keys=True) for x in value))}
-    return {"type": type(value).__name__}
-
-
-def same(a: Any, b: Any) -> bool:
-    """Whether two records (JSON data from :func:`plain`) agree: floats to ``RTOL``/``ATOL``,
-    everything else exactly. Runs only on parsed JSON, so nothing in it is student code."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if isinstance(a, int) and isinstance(b, int):
-            return a == b
-        return math.isclose(a, b, rel_tol=RTOL, abs_tol=ATOL)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return False
-        if "abssum" in a:
-            tol = RTOL * max(a["abssum"], b["abssum"]) + ATOL
-            return (a["nd"] == b["nd"] and abs(a["sum"] - b["sum"]) <= tol
-                    and abs(a["abssum"] - b["abssum"]) <= tol and same(a["sample"], b["sample"]))
-        return all(same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
-
-
-# ---------------------------------------------------------------------------------
 # Inside the sandbox: run the cells and write the records
 # ---------------------------------------------------------------------------------
-class CellTimeoutError(Exception):
-    """A cell ran past the per-cell timeout."""
+class CellTimeoutError(BaseException):
+    """A cell ran past the per-cell timeout (a BaseException, so no probe records it as a value)."""
 
 
 def _run_cells(job_path: Path) -> None:
@@ -368,7 +205,10 @@ def _run_cells(job_path: Path) -> None:
 
     Writes ``test-<index>.json`` when a test cell ends (``{"key": grade_id, "records": {key:
     [values]}, "error": exception name or None}``) and ``cells.json`` after every cell
-    (``{index: exception name}`` for the cells that raised).
+    (``{index: exception name}`` for the cells that raised). A test cell's probes
+    (:mod:`course_utils.probes`) are ``__probe_try__(key, thunk)`` (the thunk's value as
+    plain data, or ``{"raised": name}``), ``__probe_raises__(key, thunk)`` (only the name of
+    what the call raised, or None) and ``__probe_rec__(key, value)`` (records and returns).
     """
     import signal
     import warnings
@@ -395,11 +235,23 @@ def _run_cells(job_path: Path) -> None:
             _r.setdefault(key, []).append(plain(value))
             return value
 
-        def check(number: int, truth: Any, _r=current["records"]) -> None:
-            _r.setdefault(str(number), []).append(plain(bool(truth)))
+        def attempt(key: str, thunk: Any, _r=current["records"]) -> None:
+            try:
+                value = plain(thunk())
+            except Exception as e:  # noqa: BLE001  (a part that raises is recorded, as in the reference)
+                value = {"raised": type(e).__name__[:100]}
+            _r.setdefault(key, []).append(value)
+
+        def raises(key: str, thunk: Any, _r=current["records"]) -> None:
+            try:
+                thunk()
+                name = None
+            except Exception as e:  # noqa: BLE001
+                name = type(e).__name__[:100]
+            _r.setdefault(key, []).append({"raised": name})
 
         if cell["test"]:
-            shell.user_ns["__probe_rec__"], shell.user_ns["__probe_check__"] = rec, check
+            shell.user_ns.update(__probe_rec__=rec, __probe_try__=attempt, __probe_raises__=raises)
         signal.signal(signal.SIGALRM, on_alarm)
         signal.alarm(int(job["timeout"]))
         try:
@@ -500,6 +352,9 @@ def plan(source_nb, student_nb=None, release_nb=None) -> Plan:
     checks: dict[str, list[Check]] = {}
     points: dict[str, float] = {}
     fb = nbformat.v4.new_notebook(metadata=source_nb.metadata)
+    code = [c for c in src if c.cell_type == "code"]
+    probed = probe_lab([(_role(c), c.source) for c in code])
+    probes = {id(code[i]): probed[i] for i in probed}
 
     def add_code(c, test_key: str | None = None, source: str | None = None) -> None:
         cells.append({"index": len(cells), "source": source if source is not None else c.source,
@@ -544,9 +399,9 @@ def plan(source_nb, student_nb=None, release_nb=None) -> Plan:
         if c.cell_type != "code":
             continue
         if role == "test":
-            code, checks[gid] = instrument_test(c.source)
+            rewritten, checks[gid] = probes[id(c)]
             points[gid] = float(_meta(c).get("points", 0))
-            add_code(c, test_key=gid, source=code)
+            add_code(c, test_key=gid, source=rewritten)
         else:
             add_code(c)
     for extra in before.get(None, []):
@@ -1043,11 +898,18 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
         src_nb = nbformat.read(source / lab / f"{lab}.ipynb", as_version=4)
         rel_nb = nbformat.read(workdir / "release" / lab / f"{lab}.ipynb", as_version=4)
         ref_plan = plan(src_nb)
+        # the source as written (asserts and all) must pass in the sandbox: the records are
+        # only a reference if the solution they come from passes its own tests
+        whole = execute(Plan([{"index": i, "source": c.source, "test": False, "key": None} for i, c in enumerate(
+            c for c in src_nb.cells if c.cell_type == "code")], {}, {}, None), runs / f"source-{lab}", timeout,
+            unsafe, wall_s=submission_wall_s(ref_plan, timeout))
+        if whole.cells or whole.result.returncode != 0:
+            raise RuntimeError(f"{lab}: the source's own solution fails in the sandbox (cells that raised: "
+                               f"{whole.cells}; its output: {whole.result.output[-2000:]})")
         ref = execute(ref_plan, runs / f"reference-{lab}", timeout, unsafe)
-        bad = [gid for gid in ref_plan.checks if gid not in ref.tests or ref.tests[gid]["error"] is not None
-               or not all(v == [True] * len(v) for k, v in ref.tests[gid]["records"].items() if "." not in k)]
+        bad = [gid for gid in ref_plan.checks if gid not in ref.tests or ref.tests[gid]["error"] is not None]
         if bad:
-            raise RuntimeError(f"{lab}: the source's own solution fails its test cells {bad} in the sandbox"
+            raise RuntimeError(f"{lab}: the source's solution stops in its rewritten test cells {bad} in the sandbox"
                                f" (its output: {ref.result.output[-2000:]})")
         # one wall-clock budget per lab, from the source's cells: padding a notebook with cells buys no time
         references[lab] = (src_nb, rel_nb, ref, submission_wall_s(ref_plan, timeout))

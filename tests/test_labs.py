@@ -240,6 +240,89 @@ atexit.register(_forge)
 }
 
 
+# The oracle (issue 33): a stub whose functions read their caller's test cell
+# (sys._getframe, linecache) and return whatever the test compares their result with, or
+# raise whatever exception the test expects. It earned 4/0 on a stub and 10/6 on a partial
+# while the test cells ran unchanged in the student's process.
+ORACLE = r'''
+import ast, linecache, sys
+
+def _oracle_unprobe(node):
+    class U(ast.NodeTransformer):
+        def visit_Call(self, n):
+            self.generic_visit(n)
+            if isinstance(n.func, ast.Name) and n.func.id.startswith("__probe") and len(n.args) == 2:
+                return n.args[1]
+            return n
+    return U().visit(node)
+
+def _oracle_find(fr, name):
+    src = "".join(linecache.getlines(fr.f_code.co_filename))
+    try:
+        tree = ast.parse(src)
+    except (SyntaxError, ValueError):
+        return None, None
+    line = fr.f_lineno
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Try) and node.body[0].lineno <= line <= node.body[-1].end_lineno:
+            for h in node.handlers:
+                if h.type is not None:
+                    return "raise", h.type
+    targets = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Assign) and node.lineno <= line <= node.end_lineno:
+            targets |= {t.id for t in node.targets if isinstance(t, ast.Name)}
+    def mentions(n):
+        return any((isinstance(m, ast.Call) and getattr(m.func, "id", None) == name
+                    and m.lineno <= line <= m.end_lineno) or (isinstance(m, ast.Name) and m.id in targets)
+                   for m in ast.walk(n))
+    def is_mine(n):  # the result itself, not its shape or one of its items
+        n = _oracle_unprobe(n)
+        return ((isinstance(n, ast.Call) and getattr(n.func, "id", None) == name and n.lineno <= line <= n.end_lineno)
+                or (isinstance(n, ast.Name) and n.id in targets))
+    for node in ast.walk(tree):
+        pairs = []
+        if isinstance(node, ast.Compare) and len(node.comparators) == 1:
+            pairs = [(node.left, node.comparators[0]), (node.comparators[0], node.left)]
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Sub):
+            pairs = [(node.left, node.right), (node.right, node.left)]
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", "") in ("allclose", "equal", "isclose") and len(node.args) >= 2:
+            pairs = [(node.args[0], node.args[1]), (node.args[1], node.args[0])]
+        for mine, other in pairs:
+            if is_mine(mine) and not mentions(other):
+                return "value", other
+    return None, None
+
+def __oracle__(name):
+    def oracle(*args, **kwargs):
+        fr = sys._getframe(1)
+        kind, node = _oracle_find(fr, name)
+        if kind is None:
+            raise NotImplementedError(name)
+        expr = ast.fix_missing_locations(ast.Expression(_oracle_unprobe(node)))
+        value = eval(compile(expr, "<oracle>", "eval"), fr.f_globals, fr.f_locals)
+        if kind == "raise":
+            raise value("oracle")
+        return value
+    oracle.__name__ = name
+    return oracle
+'''
+
+
+def _oracle(lab: str, base=None):
+    """``base`` (default: the untouched lab) with every function still raising
+    NotImplementedError replaced by the oracle."""
+    import ast as _ast
+    nb = base if base is not None else _lab(lab)
+    cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("solution") and c.cell_type == "code"]
+    for c in cells:
+        names = [n.name for n in _ast.parse(c.source).body
+                 if isinstance(n, _ast.FunctionDef) and "NotImplementedError" in _ast.unparse(n)]
+        c.source += "".join(f"\n{n} = __oracle__({n!r})" for n in names)
+    nb.cells.insert(nb.cells.index(cells[0]), nbformat.v4.new_code_cell(ORACLE))
+    return nb
+
+
 def _half_done():
     """The honest base of the attacks: parts 1-2 solved, parts 3-4 return a wrong value."""
     nb = _solved(TAMPER_LAB, 2)
@@ -292,6 +375,8 @@ def graded(tmp_path_factory):
         put("full", lab, _solved(lab))
         put("untouched", lab, _lab(lab))
         put("partial", lab, _solved(lab, 1))
+        put("oracle", lab, _oracle(lab))
+    put("half-done-oracle", TAMPER_LAB, _oracle(TAMPER_LAB, _solved(TAMPER_LAB, 2)))
     for student, nb in _tampered().items():
         put(student, TAMPER_LAB, nb)
     put("not-json", TAMPER_LAB, '{"cells": [ this is not json')
@@ -402,6 +487,20 @@ def test_an_attack_earns_no_more_than_its_honest_content(graded, attack):
     honest = graded[0][("half-done", TAMPER_LAB)].score
     r = graded[0][(f"attack-{attack}", TAMPER_LAB)]
     assert r.score <= honest, (attack, r.score, honest, r.notes)
+
+
+@pytest.mark.parametrize("lab", LABS)
+def test_an_oracle_reading_its_tests_earns_nothing(graded, lab):
+    """Expected values never run in the student's process (course_utils.probes), so a
+    function that reads its caller's test cell finds nothing to return."""
+    r = graded[0][("oracle", lab)]
+    assert r.score == 0, (lab, r.score, r.lost, r.notes)
+
+
+def test_an_oracle_on_a_partial_solution_earns_only_the_solved_part(graded):
+    honest = graded[0][("half-done", TAMPER_LAB)].score  # the same two parts solved
+    r = graded[0][("half-done-oracle", TAMPER_LAB)]
+    assert 0 < honest and r.score <= honest, (r.score, honest, r.lost)
 
 
 def test_gradebook_holds_the_harness_scores(graded):
