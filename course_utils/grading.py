@@ -20,19 +20,23 @@ score is decided outside that process:
    repository's ``solutions/``, the grading folder (gradebook, source, other students),
    the private source and the home folder are not in it. CPU time, memory, file size,
    wall time and kept output are limited.
-2. **Probes, not verdicts.** Each test cell (visible and hidden part) is rewritten by
-   :func:`instrument_test`: every ``assert E`` becomes a call that *records* the value of
-   each sub-expression of ``E`` (the student's results on the hidden inputs, and whatever
-   the test compares them with) as plain data: numbers, strings, nested lists. The lab
-   runs once per submission in the sandbox with the student's cells and the rewritten
+2. **Probes, not verdicts, and no expected value beside the student's code.** Each test
+   cell (visible and hidden part) is rewritten once per lab from the source by
+   :func:`course_utils.probes.probe_lab`: every ``assert E`` keeps only the parts of ``E``
+   that the student's code returned or changed, recorded as plain data (numbers, strings,
+   nested lists); what the test compares them with, and statements that only compute such
+   values, are left out; a call that must raise records the name of what it raised. The
+   lab runs once per submission in the sandbox with the student's cells and the rewritten
    test cells (:func:`_run_cells`, in the sandbox) and returns these records as JSON.
 3. **Reference.** The same rewritten notebook runs once per lab with the source's own
-   solution cells (never with student code), giving the reference records.
+   solution cells (never with student code), giving the reference records; before it, the
+   source runs as written (asserts and all) and must pass.
 4. **Judgement in the harness.** A test cell earns its points when every record of the
    student's run equals the reference's (:func:`same`: numbers to a relative 1e-4 and an
    absolute 1e-6, exactly for integers, booleans and strings), and the cell ran to its end.
    Patching, fake modules, always-equal objects or rebound setup names change only the
-   student's own records, which then differ from the reference; a student can only write
+   student's own records, which then differ from the reference; reading the caller's frame
+   or the job file finds the inputs, never an expected value; a student can only write
    records whose values it knows, and the hidden ones it knows only by solving the lab.
 5. **nbgrader for the rest.** ``generate_assignment`` records each lab and its grade cells
    in the gradebook; the harness writes the scores into it (``nbgrader.api.Gradebook``);
