@@ -311,11 +311,50 @@ def _strip_hidden(source: str) -> str:
     return re.sub(rf"^[ \t]*{HIDDEN_BEGIN}.*?^[ \t]*{HIDDEN_END}[^\n]*\n?", "", source, flags=re.M | re.S).rstrip()
 
 
-def plan(source_nb, student_nb=None, release_nb=None) -> Plan:
+#: where :func:`record_release` keeps the handed-out versions: ``<source>/.released/<lab>.json``
+RELEASED = ".released"
+
+
+def cell_hash(source: str) -> str:
+    """A short checksum of a locked cell as handed out (hidden tests stripped)."""
+    import hashlib
+    return hashlib.sha256(_strip_hidden(source).strip().encode()).hexdigest()[:16]
+
+
+def record_release(release_nb, history: Path) -> None:
+    """Add the locked cells of a handed-out lab to ``history`` (``{grade_id: [checksum,
+    ...]}``, every version ever generated; written atomically), so grading can tell a
+    student's copy of an earlier version from an edit."""
+    seen = json.loads(history.read_text()) if history.exists() else {}
+    for c in release_nb.cells:
+        gid = _meta(c).get("grade_id")
+        if gid and _is_locked(c):
+            h = cell_hash(c.source)
+            if h not in seen.setdefault(gid, []):
+                seen[gid].append(h)
+    tmp = history.with_name(history.name + ".tmp")
+    tmp.write_text(json.dumps(dict(sorted(seen.items())), indent=1) + "\n")
+    os.replace(tmp, history)
+
+
+def released_versions(source: Path, lab: str) -> dict[str, set[str]]:
+    """The checksums of every handed-out version of each locked cell of ``lab`` in the
+    solutions folder ``source`` (see :func:`record_release`)."""
+    path = source / RELEASED / f"{lab}.json"
+    try:
+        data = json.loads(path.read_text())
+        return {str(k): {str(h) for h in v} for k, v in data.items() if isinstance(v, list)}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def plan(source_nb, student_nb=None, release_nb=None, history: dict[str, set[str]] | None = None) -> Plan:
     """The run of ``student_nb`` against ``source_nb`` (the reference run when None).
 
-    Cells are matched by ``grade_id``, else by cell id; roles come from the source. Test
-    and locked cells always hold the source's code (test cells instrumented); solution
+    Cells are matched by ``grade_id``, else by cell id; roles come from the source. A locked
+    cell that differs from ``release_nb`` but matches a version in ``history`` (from
+    :func:`released_versions`) was handed out before the instructor changed it: noted as
+    such, not as an edit. Test and locked cells always hold the source's code (test cells instrumented); solution
     cells the student's; cells the student added run before the next matched cell.
     """
     src = [c for c in source_nb.cells]
@@ -395,7 +434,11 @@ def plan(source_nb, student_nb=None, release_nb=None) -> Plan:
             notes.append(f"{kind} cell {gid!r} was missing and was put back")
         elif student_nb is not None and gid in mine and _strip_hidden(mine[gid].source) != _strip_hidden(
                 release.get(gid, c).source):
-            notes.append(f"locked cell {gid!r} was edited; the original was put back")
+            if cell_hash(mine[gid].source) in (history or {}).get(gid, set()):
+                notes.append(f"locked cell {gid!r} is from an earlier version of the lab (changed after it was "
+                             "handed out, not by the student); the current version was run")
+            else:
+                notes.append(f"locked cell {gid!r} was edited; the original was put back")
         shown = nbformat.from_dict(dict(release.get(gid, c)))
         if shown.cell_type == "code":
             shown.outputs, shown.execution_count = [], None
@@ -461,33 +504,59 @@ def execute(p: Plan, folder: Path, timeout: int, unsafe: bool = False,
     return Run(tests, {str(k): str(v)[:100] for k, v in cells.items()}, res)
 
 
-def judge(reference: dict, student: Any, checks: list[Check]) -> tuple[bool, list[Check]]:
-    """Whether a test cell passes, and its failed checks: every reference record must be
-    matched by the student's (:func:`same`), and the student's cell must have run to its end."""
+def judge(reference: dict, student: Any, checks: list[Check]) -> tuple[bool, list[Check], list[Check]]:
+    """Whether a test cell passes, its failed checks and the checks that never ran: every
+    reference record must be matched by the student's (:func:`same`), and the student's
+    cell must have run to its end. A check with no record at all in a cell that stopped
+    with an error did not run (the error came first); any other mismatch is a failure."""
     ref = reference.get("records", {})
     got = student.get("records") if isinstance(student, dict) else None
     got = got if isinstance(got, dict) else {}
+    ran = isinstance(student, dict) and student.get("error") is None
     failed: set[int] = set()
+    missing: set[int] = set()
     for key, values in ref.items():
         theirs = got.get(key)
-        if not isinstance(theirs, list) or len(theirs) != len(values) or not all(
+        number = int(key.split(".")[0])
+        if theirs is None and not ran:
+            missing.add(number)
+        elif not isinstance(theirs, list) or len(theirs) != len(values) or not all(
                 same(a, b) for a, b in zip(theirs, values)):
-            failed.add(int(key.split(".")[0]))
-    ran = isinstance(student, dict) and student.get("error") is None
-    return (not failed and ran), [c for c in checks if c.number in failed]
+            failed.add(number)
+    not_run = missing - failed
+    return (not failed and not missing and ran), [c for c in checks if c.number in failed], \
+        [c for c in checks if c.number in not_run]
+
+
+#: errors feedback may name (a fixed list: a student's own exception class could carry a
+#: message in its name)
+NAMED_ERRORS = {"NotImplementedError", "AssertionError", "TypeError", "ValueError", "IndexError", "KeyError",
+                "AttributeError", "NameError", "RuntimeError", "ZeroDivisionError", "CellTimeoutError",
+                "RecursionError", "MemoryError", "UnboundLocalError", "SyntaxError", "ImportError",
+                "ModuleNotFoundError", "OverflowError", "StopIteration"}
 
 
 def _result_cell(gid: str, ok: bool, earned: float, points: float, failed: list[Check], ran: bool,
-                 checks: list[Check] | None = None) -> Any:
-    """The feedback under a test cell: its score, each failed visible check, and for hidden
-    checks only whether any failed, with the hints of *all* the cell's hidden checks. Which
-    hidden check failed is never said: a student's code could choose it, one bit per check."""
+                 checks: list[Check] | None = None, not_run: list[Check] | None = None,
+                 error: str | None = None) -> Any:
+    """The feedback under a test cell: its score, the error it stopped with (named when it
+    is one of :data:`NAMED_ERRORS`), each failed visible check, each visible check that did
+    not run because of that error, and for hidden checks only whether any failed or did
+    not run, with the hints of *all* the cell's hidden checks. Which hidden check failed is
+    never said: a student's code could choose it, one bit per check."""
     lines = [f"**Grading of `{gid}`: {earned:g} / {points:g}**" + (" (every check passed)" if ok else "")]
     if not ran:
-        lines.append("- the test cell stopped with an error (run it in your notebook to see which)")
+        what = f"`{error}`" if error in NAMED_ERRORS else "an error"
+        hint = " (a part not written yet?)" if error == "NotImplementedError" else ""
+        lines.append(f"- the test cell stopped with {what}{hint}: run it in your notebook to see where")
     for c in failed:
         if not c.hidden:
             lines.append(f"- visible check {c.number} failed: `{c.text}`")
+    for c in not_run or []:
+        if not c.hidden:
+            lines.append(f"- visible check {c.number} did not run (the error came first): `{c.text}`")
+    if any(c.hidden for c in not_run or []) and not any(c.hidden for c in failed):
+        lines.append("- hidden checks did not run (the error came first)")
     if any(c.hidden for c in failed):
         hints = [c.text for c in checks or failed if c.hidden and c.text]
         lines.append("- hidden checks failed (they are not named one by one)"
@@ -515,6 +584,9 @@ def labs(out: Path | None = None, only: list[str] | None = None) -> list[Path]:
         _nbgrader(["generate_assignment", name, "--force", "--no-db", *release], cwd=REPO)
         path = (out or REPO / "labs") / name / f"{name}.ipynb"
         finish_lab(path, REPO / "solutions" / name / f"{name}.ipynb")
+        if out is None:  # the course's own release: remember this version of its locked cells
+            (REPO / "solutions" / RELEASED).mkdir(exist_ok=True)
+            record_release(nbformat.read(path, as_version=4), REPO / "solutions" / RELEASED / f"{name}.json")
         written += sorted(((out or REPO / "labs") / name).glob("*.ipynb"))
     return written
 
@@ -842,8 +914,9 @@ GRADES_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name
                   "raw_score", "late_submission_penalty", "score", "max_score", "submitted"]
 
 
-def export_grades(db_url: str, dest: Path) -> None:
-    """Write ``grades.csv``: one row per student and lab of the gradebook, with nbgrader's
+def export_grades(db_url: str, dest: Path, labs: list[str] | None = None) -> None:
+    """Write ``grades.csv``: one row per student and lab of the gradebook (``labs`` only,
+    when given), labs in natural order (lab2 before lab10), students by id, with nbgrader's
     ``export`` columns and ``submitted`` (``yes``/``no``). nbgrader's own export writes 0 for a
     lab nobody submitted, like a real zero; here a lab not submitted has ``submitted = no`` and
     empty ``raw_score``, ``late_submission_penalty`` and ``score`` cells. Written atomically."""
@@ -856,8 +929,10 @@ def export_grades(db_url: str, dest: Path) -> None:
         warnings.simplefilter("ignore")
         w = csv.writer(f)
         w.writerow(GRADES_COLUMNS)
-        for a in gb.assignments:
-            for s in gb.students:
+        assignments = sorted((a for a in gb.assignments if labs is None or a.name in labs),
+                             key=lambda a: natural_key(a.name))
+        for a in assignments:
+            for s in sorted(gb.students, key=lambda s: natural_key(s.id)):
                 try:
                     sub = gb.find_submission(a.name, s.id)
                 except MissingEntry:
@@ -870,13 +945,21 @@ def export_grades(db_url: str, dest: Path) -> None:
     os.replace(tmp, dest)
 
 
+def natural_key(name: str) -> list:
+    """Sort key putting ``lab2`` before ``lab10``."""
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
+
+
 def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | None = None,
-          timeout: int = 60, unsafe: bool = False) -> list[Result]:
+          timeout: int = 60, unsafe: bool = False, only: list[str] | None = None,
+          progress: bool = True) -> list[Result]:
     """Grade ``submissions/<student>/<lab>/<lab>.ipynb`` (see the module docstring); write
     ``grades.csv``, ``report.csv`` and ``feedback/<student>/<lab>/<lab>.html`` under
     ``workdir``. ``source`` (default ``solutions/``) may be a private copy of the solutions
-    with the instructor's own hidden tests. Without a sandbox, raises
-    :class:`course_utils.sandbox.SandboxUnavailable` unless ``unsafe``."""
+    with the instructor's own hidden tests. ``only`` grades just the labs it names (the
+    others' feedback in ``workdir`` is kept). ``progress`` prints one line per reference
+    run and per submission as it finishes, under a progress bar (stderr). Without a
+    sandbox, raises :class:`course_utils.sandbox.SandboxUnavailable` unless ``unsafe``."""
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
     source = Path(source or REPO / "solutions").resolve()
     if not submissions.is_dir():
@@ -890,12 +973,27 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
     workdir.mkdir(parents=True, exist_ok=True)
     db_url = f"sqlite:///{workdir / 'gradebook.db'}"
     (workdir / "nbgrader_config.py").write_text(GRADING_CONFIG.format(root=str(workdir), db=db_url))
-    labs_here = sorted(p.name for p in source.iterdir() if (p / f"{p.name}.ipynb").exists())
-    for sub in ("source", "submitted", "autograded", "feedback", ".runs"):
-        shutil.rmtree(workdir / sub, ignore_errors=True)
+    labs_here = sorted((p.name for p in source.iterdir() if (p / f"{p.name}.ipynb").exists()), key=natural_key)
+    every_lab = list(labs_here)
+    if only:
+        unknown = sorted(set(only) - set(labs_here))
+        if unknown:
+            raise FileNotFoundError(f"no lab {', '.join(unknown)} in {source} (labs: {', '.join(labs_here)})")
+        labs_here = [lab for lab in labs_here if lab in only]
+    shutil.rmtree(workdir / ".runs", ignore_errors=True)
+    for sub in ("source", "release"):
+        for lab in labs_here:
+            shutil.rmtree(workdir / sub / lab, ignore_errors=True)
+    for sub in ("submitted", "autograded", "feedback"):  # <sub>/<student>/<lab>: only the labs graded now
+        for lab in labs_here:
+            for old in (workdir / sub).glob(f"*/{lab}"):
+                shutil.rmtree(old, ignore_errors=True)
+    from tqdm import tqdm
+    say = (lambda line: tqdm.write(line, file=sys.stderr)) if progress else (lambda line: None)
     runs = workdir / ".runs"
-    references: dict[str, tuple[Any, Any, Run, float]] = {}
+    references: dict[str, tuple[Any, Any, Run, float, dict[str, set[str]]]] = {}
     for lab in labs_here:
+        t0 = time.perf_counter()
         shutil.copytree(source / lab, workdir / "source" / lab)
         _nbgrader(["generate_assignment", lab, "--force"], cwd=workdir)
         finish_lab(workdir / "release" / lab / f"{lab}.ipynb", source / lab / f"{lab}.ipynb")
@@ -916,10 +1014,15 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
             raise RuntimeError(f"{lab}: the source's solution stops in its rewritten test cells {bad} in the sandbox"
                                f" (its output: {ref.result.output[-2000:]})")
         # one wall-clock budget per lab, from the source's cells: padding a notebook with cells buys no time
-        references[lab] = (src_nb, rel_nb, ref, submission_wall_s(ref_plan, timeout))
-    found, skipped = find_submissions(submissions, labs_here)
+        references[lab] = (src_nb, rel_nb, ref, submission_wall_s(ref_plan, timeout), released_versions(source, lab))
+        say(f"{lab}: the source passes its tests; reference recorded ({time.perf_counter() - t0:.0f} s)")
+    found, skipped = find_submissions(submissions, every_lab)
+    skipped += [Result(student, lab, notes=[f"not graded in this run (only {', '.join(labs_here)})"])
+                for student, lab, _, _ in found if lab not in labs_here]
+    found = [f for f in found if f[1] in labs_here]
     results: list[Result] = []
-    for student, lab, nb_path, notes in found:
+    bar = tqdm(found, desc="grading", unit="submission", file=sys.stderr, disable=not progress or not found)
+    for student, lab, nb_path, notes in bar:
         src_nb = references[lab][0]
         res = Result(student, lab, max_score=_max_points(source / lab / f"{lab}.ipynb"), notes=list(notes))
         results.append(res)
@@ -943,6 +1046,9 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
             res.score = 0.0
             res.notes.append(f"not graded: the harness failed on it ({type(e).__name__}: {str(e)[:200]})")
             _write_scores(db_url, student, lab, {gid: 0.0 for gid in _grade_ids(src_nb)})
+        say(f"{safe_text(student)} {lab}: {res.score:g} / {res.max_score:g} ({res.seconds:.1f} s)"
+            + ("; " + safe_text(res.notes[-1])[:120] if res.notes else ""))
+    bar.close()
     shutil.rmtree(runs, ignore_errors=True)
     for lab in labs_here:
         _nbgrader(["generate_feedback", lab, "--force"], cwd=workdir, check=False)
@@ -950,7 +1056,7 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
         tmp = page.with_name(page.name + ".tmp")
         tmp.write_text(sanitize_feedback(offline_feedback(page.read_text())))
         os.replace(tmp, page)
-    export_grades(db_url, workdir / "grades.csv")
+    export_grades(db_url, workdir / "grades.csv", labs_here)
     results += skipped
     tmp = workdir / "report.csv.tmp"
     with open(tmp, "w", newline="") as f:
@@ -963,13 +1069,14 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
     return results
 
 
-def _grade_one(res: Result, student_nb: Any, data: bytes, lab: str, reference: tuple[Any, Any, Run, float],
+def _grade_one(res: Result, student_nb: Any, data: bytes, lab: str,
+               reference: tuple[Any, Any, Run, float, dict[str, set[str]]],
                workdir: Path, db_url: str, timeout: int, unsafe: bool) -> None:
     """Grade one parsed submission into ``res``; write its scores, its copy and its feedback notebook."""
-    src_nb, rel_nb, ref, wall_s = reference
+    src_nb, rel_nb, ref, wall_s, history = reference
     student = res.student
     runs = workdir / ".runs"
-    p = plan(src_nb, student_nb, rel_nb)
+    p = plan(src_nb, student_nb, rel_nb, history)
     res.notes += p.notes
     protected: dict[str, str] = {}
     for c in src_nb.cells:
@@ -999,18 +1106,23 @@ def _grade_one(res: Result, student_nb: Any, data: bytes, lab: str, reference: t
     scores: dict[str, float] = {}
     fb = p.feedback
     for gid, checks in p.checks.items():
-        ok, failed = judge(ref.tests[gid], run.tests.get(gid), checks)
+        ok, failed, not_run = judge(ref.tests[gid], run.tests.get(gid), checks)
         scores[gid] = p.points[gid] if ok else 0.0
         student_t = run.tests.get(gid)
         ran = isinstance(student_t, dict) and student_t.get("error") is None
+        error = str(student_t.get("error"))[:100] if isinstance(student_t, dict) and student_t.get("error") else None
         if not ok:
             why = [f"{'hidden' if c.hidden else 'visible'} check {c.number}" for c in failed]
+            if not_run:
+                why.append("not run: " + ", ".join(f"{'hidden' if c.hidden else 'visible'} check {c.number}"
+                                                   for c in not_run))
             if not ran:
                 why.append("stopped with " + (str(student_t.get("error"))[:100] if isinstance(student_t, dict)
                                               else "no result (the run ended before it)"))
             res.lost[gid] = f"{scores[gid]:g} / {p.points[gid]:g}: " + (", ".join(why) or "failed")
         pos = next(i for i, c in enumerate(fb.cells) if _meta(c).get("grade_id") == gid)
-        fb.cells.insert(pos + 1, _result_cell(gid, ok, scores[gid], p.points[gid], failed, ran, checks))
+        fb.cells.insert(pos + 1, _result_cell(gid, ok, scores[gid], p.points[gid], failed, ran, checks, not_run,
+                                              error))
     res.score = sum(scores.values())
     dest = workdir / "submitted" / student / lab
     dest.mkdir(parents=True, exist_ok=True)
@@ -1135,6 +1247,9 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--source", type=Path, default=None,
                    help="solutions folder to grade against (default: the course's solutions/)")
     g.add_argument("--timeout", type=int, default=60, help="seconds per cell (default %(default)s)")
+    g.add_argument("--lab", action="append", default=[], metavar="LAB",
+                   help="grade only this lab (repeat for several; default: every lab in the source)")
+    g.add_argument("--quiet", action="store_true", help="no progress lines")
     g.add_argument("--unsafe", action="store_true",
                    help="grade without a sandbox (student code runs with your rights); the report says so")
     args = ap.parse_args(argv)
@@ -1144,9 +1259,12 @@ def main(argv: list[str] | None = None) -> None:
         return
     start = time.perf_counter()
     try:
-        results = grade(args.submissions, args.workdir, args.source, args.timeout, args.unsafe)
+        results = grade(args.submissions, args.workdir, args.source, args.timeout, args.unsafe,
+                        only=[x for lab in args.lab for x in lab.split()] or None, progress=not args.quiet)
     except sandbox.SandboxUnavailable as e:
         sys.exit(f"make grade refuses: {e}.")
+    except FileNotFoundError as e:
+        sys.exit(f"make grade: {e}")
     print(summary(results))
     print(json.dumps({"graded": sum(1 for r in results if r.lab and not any(n.startswith("not ") for n in r.notes)),
                       "rows": len(results), "seconds": round(time.perf_counter() - start, 1),

@@ -19,7 +19,7 @@ import pytest
 from course_utils import grading
 
 REPO = Path(__file__).resolve().parent.parent
-LABS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir())
+LABS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
 TAMPER_LAB = "lab1_sft"  # explicit: sorting would put lab10_* first
 
 
