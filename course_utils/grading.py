@@ -1095,6 +1095,9 @@ def _grade_one(res: Result, student_nb: Any, data: bytes, lab: str,
     for idx, name in sorted(run.cells.items(), key=lambda kv: int(kv[0]) if kv[0].isdigit() else -1):
         if name in ("CellTimeoutError", "SystemExit", "KeyboardInterrupt"):
             res.notes.append(f"cell {idx}: {name}" + (f": ran past {timeout} s" if name == "CellTimeoutError" else ""))
+    if run.result.out_of_memory:
+        res.notes.append(f"the run ran out of memory ({sandbox.Limits().tree_memory_bytes / (1 << 30):g} GiB for all "
+                         "its processes and its /tmp and /dev/shm together); a process was killed")
     if run.result.timed_out:
         res.notes.append(f"the run was stopped after {run.result.wall_s:.0f} s (wall-clock limit)")
     elif run.result.returncode != 0:

