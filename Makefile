@@ -72,12 +72,13 @@ labs: setup
 # Autograde SUBMISSIONS/<student>/<lab>/<lab>.ipynb in GRADING_DIR (outside the repo):
 # grades.csv, report.csv and feedback/<student>/<lab>/*.html. SOURCE may be a private
 # copy of solutions/ with your own hidden tests. Each submission runs in a sandbox (make
-# sandbox installs it); without one, grading refuses unless UNSAFE=1. LAB=name (or several,
-# space-separated) grades only those labs. See docs/instructor.md.
+# sandbox installs it); without one, grading refuses unless UNSAFE=1. The labs someone
+# submitted are graded; LAB=name (or several, space-separated) for only those, ALL_LABS=1
+# for every lab of SOURCE. See docs/instructor.md.
 grade: setup
 	$(TEST_ENV) $(BIN)/python -m course_utils.grading grade "$(SUBMISSIONS)" \
 	    --workdir "$(GRADING_DIR)" --source "$(SOURCE)" --timeout $(TIMEOUT) $(if $(UNSAFE),--unsafe,) \
-	    $(if $(LAB),--lab "$(LAB)",)
+	    $(if $(LAB),--lab "$(LAB)",) $(if $(ALL_LABS),--all-labs,)
 
 # Re-run chapter notebooks in place, storing their outputs (NB=... for one).
 execute: setup

@@ -950,14 +950,30 @@ def natural_key(name: str) -> list:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", name)]
 
 
+def labs_to_grade(labs: list[str], submitted: set[str], only: list[str] | None = None, all_labs: bool = False,
+                  source: Path | None = None) -> list[str]:
+    """The labs a grading run grades, in natural order: those named in ``only`` (an
+    unknown name raises ``FileNotFoundError`` listing the labs of ``source``), else every
+    lab with ``all_labs``, else those someone ``submitted``."""
+    labs = sorted(labs, key=natural_key)
+    if only:
+        unknown = sorted(set(only) - set(labs))
+        if unknown:
+            raise FileNotFoundError(f"no lab {', '.join(unknown)} in {source or 'the source'} (labs: {', '.join(labs)})")
+        return [lab for lab in labs if lab in only]
+    return labs if all_labs else [lab for lab in labs if lab in submitted]
+
+
 def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | None = None,
           timeout: int = 60, unsafe: bool = False, only: list[str] | None = None,
-          progress: bool = True) -> list[Result]:
+          progress: bool = True, all_labs: bool = False) -> list[Result]:
     """Grade ``submissions/<student>/<lab>/<lab>.ipynb`` (see the module docstring); write
     ``grades.csv``, ``report.csv`` and ``feedback/<student>/<lab>/<lab>.html`` under
     ``workdir``. ``source`` (default ``solutions/``) may be a private copy of the solutions
     with the instructor's own hidden tests. ``only`` grades just the labs it names (the
-    others' feedback in ``workdir`` is kept). ``progress`` prints one line per reference
+    others' feedback in ``workdir`` is kept); without it, the labs someone submitted are
+    graded, or every lab of the source with ``all_labs`` (then grades.csv has a row, maybe
+    ``submitted = no``, for every lab and student). ``progress`` prints one line per reference
     run and per submission as it finishes, under a progress bar (stderr). Without a
     sandbox, raises :class:`course_utils.sandbox.SandboxUnavailable` unless ``unsafe``."""
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
@@ -975,11 +991,8 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
     (workdir / "nbgrader_config.py").write_text(GRADING_CONFIG.format(root=str(workdir), db=db_url))
     labs_here = sorted((p.name for p in source.iterdir() if (p / f"{p.name}.ipynb").exists()), key=natural_key)
     every_lab = list(labs_here)
-    if only:
-        unknown = sorted(set(only) - set(labs_here))
-        if unknown:
-            raise FileNotFoundError(f"no lab {', '.join(unknown)} in {source} (labs: {', '.join(labs_here)})")
-        labs_here = [lab for lab in labs_here if lab in only]
+    found, skipped = find_submissions(submissions, every_lab)
+    labs_here = labs_to_grade(every_lab, {f[1] for f in found}, only, all_labs, source)
     shutil.rmtree(workdir / ".runs", ignore_errors=True)
     for sub in ("source", "release"):
         for lab in labs_here:
@@ -1016,7 +1029,6 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
         # one wall-clock budget per lab, from the source's cells: padding a notebook with cells buys no time
         references[lab] = (src_nb, rel_nb, ref, submission_wall_s(ref_plan, timeout), released_versions(source, lab))
         say(f"{lab}: the source passes its tests; reference recorded ({time.perf_counter() - t0:.0f} s)")
-    found, skipped = find_submissions(submissions, every_lab)
     skipped += [Result(student, lab, notes=[f"not graded in this run (only {', '.join(labs_here)})"])
                 for student, lab, _, _ in found if lab not in labs_here]
     found = [f for f in found if f[1] in labs_here]
@@ -1252,6 +1264,9 @@ def main(argv: list[str] | None = None) -> None:
     g.add_argument("--timeout", type=int, default=60, help="seconds per cell (default %(default)s)")
     g.add_argument("--lab", action="append", default=[], metavar="LAB",
                    help="grade only this lab (repeat for several; default: every lab in the source)")
+    g.add_argument("--all-labs", action="store_true",
+                   help="grade every lab of the source, not only those someone submitted (grades.csv then lists "
+                        "them all)")
     g.add_argument("--quiet", action="store_true", help="no progress lines")
     g.add_argument("--unsafe", action="store_true",
                    help="grade without a sandbox (student code runs with your rights); the report says so")
@@ -1263,7 +1278,8 @@ def main(argv: list[str] | None = None) -> None:
     start = time.perf_counter()
     try:
         results = grade(args.submissions, args.workdir, args.source, args.timeout, args.unsafe,
-                        only=[x for lab in args.lab for x in lab.split()] or None, progress=not args.quiet)
+                        only=[x for lab in args.lab for x in lab.split()] or None, progress=not args.quiet,
+                        all_labs=args.all_labs)
     except sandbox.SandboxUnavailable as e:
         sys.exit(f"make grade refuses: {e}.")
     except FileNotFoundError as e:

@@ -103,3 +103,12 @@ def test_grades_csv_sorts_labs_naturally(tmp_path, monkeypatch):
     assert [(r["assignment"], r["student_id"]) for r in rows] == [
         (a, s) for a in ("lab1_x", "lab2_x", "lab10_x") for s in ("s9", "s10")]
     assert all(r["submitted"] == "no" for r in rows)
+
+
+def test_only_submitted_or_named_labs_are_graded():
+    labs = ["lab10_x", "lab2_x", "lab1_x"]
+    assert grading.labs_to_grade(labs, {"lab2_x"}) == ["lab2_x"]  # nobody handed in lab1 or lab10
+    assert grading.labs_to_grade(labs, set(), all_labs=True) == ["lab1_x", "lab2_x", "lab10_x"]
+    assert grading.labs_to_grade(labs, {"lab2_x"}, only=["lab10_x", "lab1_x"]) == ["lab1_x", "lab10_x"]
+    with pytest.raises(FileNotFoundError, match="no lab lab3_x .*labs: lab1_x, lab2_x, lab10_x"):
+        grading.labs_to_grade(labs, set(), only=["lab3_x"])

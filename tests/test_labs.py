@@ -243,9 +243,18 @@ atexit.register(_forge)
 # The oracle (issue 33): a stub whose functions read their caller's test cell
 # (sys._getframe, linecache) and return whatever the test compares their result with, or
 # raise whatever exception the test expects. It earned 4/0 on a stub and 10/6 on a partial
-# while the test cells ran unchanged in the student's process.
+# while the test cells ran unchanged in the student's process. It also forges its records
+# at exit, claiming every test cell ran to its end.
 ORACLE = r'''
-import ast, linecache, sys
+import ast, atexit, json, linecache, os, sys
+
+def _forge():
+    for name in os.listdir("."):
+        if name.startswith("test-") and name.endswith(".json"):
+            data = json.load(open(name))
+            data["error"] = None
+            json.dump(data, open(name, "w"))
+atexit.register(_forge)
 
 def _oracle_unprobe(node):
     class U(ast.NodeTransformer):
