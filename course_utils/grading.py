@@ -684,7 +684,8 @@ def finish_lab(release: Path, source: Path) -> None:
                     cell.source = note + cell.source
         if cell.source != old:
             meta["checksum"] = compute_checksum(cell)
-    nbformat.write(nb, release)
+    from course_utils.notebooks import write
+    write(nb, release)  # as JupyterLab saves it: opening the lab changes nothing
 
 
 def _nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:

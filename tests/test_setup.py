@@ -7,6 +7,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import nbformat
 import pytest
 import yaml
 
@@ -69,6 +70,27 @@ def test_notebooks_are_clean():
                 text = json.dumps(out.get("text", "")) + json.dumps(out.get("data", {}).get("text/plain", ""))
                 assert not machine_path.search(text), f"{path.name} shows a machine path: {text[:200]}"
         assert path.stat().st_size < 3e6, f"{path.name} is too large"
+
+
+def test_notebooks_are_stored_as_jupyterlab_saves_them():
+    """Opening a notebook in JupyterLab and saving it (or *Validate*, or autosave) changes no byte.
+
+    Only Python's patch version may differ from this machine's: that one JupyterLab rewrites
+    wherever the kernel's Python is another 3.11.x (the README says how to keep git clean).
+    """
+    from course_utils.notebooks import jupyterlab_form
+    versions = set()
+    for path in NOTEBOOKS:
+        text = path.read_text(encoding="utf-8")
+        nb = nbformat.reads(text, as_version=4)
+        versions.add(nb.metadata.get("language_info", {}).get("version"))
+        stored = nb.metadata.get("language_info", {}).get("version")
+        canonical = jupyterlab_form(nbformat.reads(text, as_version=4))
+        canonical.metadata.language_info["version"] = stored
+        assert nbformat.writes(canonical) + "\n" == text, (
+            f"{path.relative_to(ROOT)} is not stored as JupyterLab saves it: "
+            "python -m course_utils.notebooks --jupyterlab-form " + str(path.relative_to(ROOT)))
+    assert len(versions) == 1, f"notebooks record different Python versions: {versions}"
 
 
 def test_chapters_are_executed_and_start_with_a_title():
