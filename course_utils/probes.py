@@ -9,9 +9,10 @@ value at all. :func:`probe_lab` rewrites every test cell of a lab, once, from th
 trusted source:
 
 * **Taint.** A name is *tainted* when the student's code may have made or changed it: the
-  names the solution cells bind, names assigned from a tainted expression, and the objects
-  (root names of the arguments) handed to a tainted function, which may have mutated them.
-  An expression is tainted when it mentions a tainted name.
+  names the solution cells bind, names a statement binds by running the student's code
+  (or by naming a student value), and the objects (root names of the arguments) handed to
+  the student's code, which may have changed them. An expression is tainted when it
+  mentions a tainted name.
 * **Asserts become records.** ``assert E`` keeps only E's tainted parts. A node is *kept*
   (evaluated whole) when it is tainted and none of its operands is an untainted value
   that it compares or combines with (an untainted *argument* of a tainted function is an
@@ -167,7 +168,7 @@ class _Cell:
         tainted (names, attributes, subscripts, calls of tainted functions)."""
         if isinstance(node, ast.Compare):
             return [node.left, *node.comparators]
-        if isinstance(node, (ast.BinOp,)):
+        if isinstance(node, ast.BinOp):
             return [node.left, node.right]
         if isinstance(node, (ast.BoolOp, ast.IfExp)):
             return []  # always split: each branch may not be evaluable (short-circuit)
@@ -282,7 +283,7 @@ class _Cell:
             text = msg.value if isinstance(msg, ast.Constant) and isinstance(msg.value, str) else ""
         if not hidden:
             text = " ".join(self.lines[node.lineno - 1:node.end_lineno or node.lineno]).strip()[:300]
-        self.checks.append(Check(n, hidden, node.lineno, text if hidden else text))
+        self.checks.append(Check(n, hidden, node.lineno, text))
         return n
 
     def _one_student_call(self, node: ast.stmt) -> None:
@@ -385,9 +386,8 @@ def _prune(body: list[ast.stmt], needed: set[str]) -> tuple[list[ast.stmt], set[
                 isinstance(node, ast.Try) and any(h.body for h in node.handlers))
             if untainted and empty:
                 continue
-            for name in ("body", "orelse", "finalbody"):
-                if hasattr(node, name) and not getattr(node, name) and name == "body":
-                    node.body = [ast.Pass()]
+            if not node.body:
+                node.body = [ast.Pass()]
             if isinstance(node, ast.Try):
                 for h in node.handlers:
                     h.body = h.body or [ast.Pass()]
