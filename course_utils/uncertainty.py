@@ -11,7 +11,9 @@ Three situations cover every comparison the chapters make:
 * **a difference measured on the same items** (model A against model B on the same prompts,
   a win rate): resample the items with replacement, recompute the statistic, and read the
   2.5% and 97.5% quantiles (the percentile bootstrap). Pairing keeps the items' shared
-  difficulty out of the interval. :func:`paired_bootstrap`, :func:`bootstrap_ci`.
+  difficulty out of the interval. :func:`paired_bootstrap`, :func:`bootstrap_ci`. When each
+  item is simply right or wrong for each model, the exact McNemar test counts only the items
+  where the two disagree. :func:`mcnemar`.
 
 Everything is plain NumPy, on lists of floats; nothing here knows about models.
 """
@@ -137,3 +139,31 @@ def win_rate(a: Sequence[float], b: Sequence[float], n_boot: int = 10_000, seed:
         raise ValueError(f"win_rate needs lists of equal length, got {x.size} and {y.size}")
     wins = (x > y).astype(float) + 0.5 * (x == y)
     return bootstrap_ci(wins, n_boot=n_boot, seed=seed)
+
+
+@dataclass(frozen=True)
+class McNemar:
+    """Result of :func:`mcnemar`: items only A got right, items only B got right, exact two-sided p."""
+
+    only_a: int
+    only_b: int
+    p_value: float
+
+
+def mcnemar(a_right: Sequence[float], b_right: Sequence[float]) -> McNemar:
+    """Exact McNemar test of two models scored right (1) or wrong (0) on the same items.
+
+    Items both models get right, or both wrong, say nothing about which is better. Of the
+    ``d = only_a + only_b`` items where they disagree, under "equally good" each is A's with
+    probability 1/2, so ``only_a ~ Binomial(d, 1/2)`` and the two-sided p-value is
+    ``min(1, 2 · Σ_{i ≤ min(only_a, only_b)} C(d, i) / 2^d)`` (chapter 09 computes it by hand).
+    Items scored 0.5 (a tie) count for neither model.
+    """
+    x, y = _finite(a_right, "mcnemar (a_right)"), _finite(b_right, "mcnemar (b_right)")
+    if x.size != y.size:
+        raise ValueError(f"mcnemar needs lists of equal length, got {x.size} and {y.size}")
+    only_a = int(((x == 1) & (y == 0)).sum())
+    only_b = int(((x == 0) & (y == 1)).sum())
+    d = only_a + only_b
+    p = 2 * sum(math.comb(d, i) for i in range(min(only_a, only_b) + 1)) / 2 ** d if d else 1.0
+    return McNemar(only_a, only_b, min(1.0, p))

@@ -58,3 +58,21 @@ def test_wilson_rejects_impossible_counts():
         wilson(11, 10)
     with pytest.raises(ValueError, match="equal length"):
         paired_bootstrap([1, 2], [1])
+
+
+def test_mcnemar_counts_only_disagreements_and_matches_the_binomial_tail():
+    from course_utils.uncertainty import mcnemar
+
+    # 18 items only A right, 4 only B right (chapter 09's comparison), plus agreements that must not matter
+    a = [1] * 18 + [0] * 4 + [1] * 50 + [0] * 7 + [0.5] * 3
+    b = [0] * 18 + [1] * 4 + [1] * 50 + [0] * 7 + [1] * 3
+    r = mcnemar(a, b)
+    assert (r.only_a, r.only_b) == (18, 4)
+    # two-sided exact p from the Binomial(22, 1/2) tail, summed independently
+    tail = sum(math.comb(22, i) for i in range(0, 5)) / 2**22
+    assert abs(r.p_value - 2 * tail) < 1e-15
+    assert abs(r.p_value - 4.3e-3) < 5e-5          # chapter 09 prints 4.3e-03 for these counts
+    assert mcnemar([1, 0], [1, 0]).p_value == 1.0  # no disagreement: no evidence either way
+    assert mcnemar([1, 0, 1], [0, 1, 0]).p_value == 1.0
+    with pytest.raises(ValueError, match="equal length"):
+        mcnemar([1, 0], [1])
