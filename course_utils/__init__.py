@@ -23,15 +23,16 @@ Layers, each importing only those above it in this list:
   preference store and simulated labelers; :mod:`course_utils.labeling` — the ipywidgets
   labeling widget;
 * :mod:`course_utils.distributed` — the same SFT on several processes (``torchrun`` /
-  ``accelerate launch``); :mod:`course_utils.bench` — ``make bench``, the course's loops against
-  TRL's trainers and the machine's matmul peak; nothing imports it;
+  ``accelerate launch``);
 * :mod:`course_utils.plotting` — plots any chapter may use; :mod:`course_utils.uncertainty` —
   intervals over seeds (t), for accuracies (Wilson) and for paired differences (bootstrap);
-* :mod:`course_utils.grading` — nbgrader: generating the labs, grading submissions (``make labs``,
-  ``make grade``); :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``;
+* :mod:`course_utils.pipeline` — ``python -m course_utils.pipeline``;
   :mod:`course_utils.experiments` — ``make experiments``, the multi-seed sweeps whose stored
-  results chapters read; :mod:`course_utils.prose_check` — ``make prose``, every number in a
-  chapter's prose against its outputs. Course machinery: no teaching module imports them.
+  results chapters read.
+
+The course's machinery (grading, the sandbox, the website, the prose check, benchmarks,
+notebook execution, the self-check widget) is the separate package :mod:`course_tools`; no
+module here imports it.
 """
 
 __version__ = "0.1.0"

@@ -16,7 +16,7 @@ import nbformat
 import pytest
 
 from browser_support import chromium_page, free_port
-from course_utils.book import WIDGET_VIEW, build, static_widgets
+from course_tools.book import WIDGET_VIEW, build, static_widgets
 
 ROOT = Path(__file__).resolve().parent.parent
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))

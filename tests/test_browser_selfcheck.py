@@ -10,7 +10,7 @@ import nbformat
 
 from browser_support import chromium_page, jupyter_lab, processes_mentioning, run_all_in_lab
 
-QUIZ = '''from course_utils.selfcheck import Choice, Question, SelfCheck
+QUIZ = '''from course_tools.selfcheck import Choice, Question, SelfCheck
 SelfCheck([
     Question("Which tokens does masked SFT learn from?", choices=[
         Choice("every token", False, "The prompt tokens are labelled -100."),

@@ -18,7 +18,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import grading, sandbox
+from course_tools import grading, sandbox
 from test_labs import REPO, TAMPER_LAB, _half_done, _lab, _solved, _two_part_lab
 
 pytestmark = pytest.mark.skipif(sandbox.available() is not None, reason=f"{sandbox.available()} (make sandbox)")

@@ -16,7 +16,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils import grading
+from course_tools import grading
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -500,7 +500,7 @@ def test_an_attack_earns_no_more_than_its_honest_content(graded, attack):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_an_oracle_reading_its_tests_earns_nothing(graded, lab):
-    """Expected values never run in the student's process (course_utils.probes), so a
+    """Expected values never run in the student's process (course_tools.probes), so a
     function that reads its caller's test cell finds nothing to return."""
     r = graded[0][("oracle", lab)]
     assert r.score == 0, (lab, r.score, r.lost, r.notes)
@@ -630,7 +630,7 @@ def test_no_student_facing_file_holds_a_private_marker(private_grading):
 
 
 def test_grading_refuses_without_a_sandbox_unless_unsafe(tmp_path, monkeypatch):
-    from course_utils import sandbox
+    from course_tools import sandbox
     monkeypatch.setattr(sandbox, "available", lambda: "no sandbox (bwrap): run `make sandbox`")
     subs = tmp_path / "submissions" / "untouched" / TAMPER_LAB
     subs.mkdir(parents=True)

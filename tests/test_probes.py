@@ -1,9 +1,9 @@
-"""The rewriting of test cells (course_utils.probes): no expected value reaches the
+"""The rewriting of test cells (course_tools.probes): no expected value reaches the
 student's process, every value the student's code returned or changed is recorded."""
 
 import pytest
 
-from course_utils.probes import plain, probe_lab, same
+from course_tools.probes import plain, probe_lab, same
 
 SOLUTION = "def f(x):\n    return [v * 2 for v in x]\n\ndef g(model, data):\n    model.append(sum(data))\n"
 

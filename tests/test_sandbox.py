@@ -1,4 +1,4 @@
-"""The sandbox that grading runs student code in (course_utils.sandbox): what it hides and limits."""
+"""The sandbox that grading runs student code in (course_tools.sandbox): what it hides and limits."""
 
 import os
 import sys
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from course_utils import sandbox
+from course_tools import sandbox
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(sandbox.available() is not None,
@@ -32,20 +32,21 @@ try:
     print("network yes")
 except OSError:
     print("network no")
-try:
-    open({str(REPO / 'course_utils' / 'x.txt')!r}, "w")
-    print("package writable")
-except OSError:
-    print("package read-only")
-import course_utils.sandbox
+for package in ("course_utils", "course_tools"):
+    try:
+        open(os.path.join({str(REPO)!r}, package, "x.txt"), "w")
+        print(package, "writable")
+    except OSError:
+        print(package, "read-only")
+import course_tools.sandbox
 print("imports ok")
 """, tmp_path)
     out = r.output
     assert r.returncode == 0, out
     assert "uid 65534" in out and "own mine" in out and "imports ok" in out
-    assert "repo ['.venv', 'course_utils']" in out, out
+    assert "repo ['.venv', 'course_tools', 'course_utils']" in out, out   # the two packages, nothing else
     assert "solutions False" in out and "home False" in out
-    assert "network no" in out and "package read-only" in out
+    assert "network no" in out and "course_utils read-only" in out and "course_tools read-only" in out
 
 
 def test_processes_a_run_starts_are_gone_when_it_ends(tmp_path):

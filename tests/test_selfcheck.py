@@ -2,8 +2,8 @@
 import nbformat
 import pytest
 
-from course_utils.book import WIDGET_VIEW, static_widgets
-from course_utils.selfcheck import LETTERS, Choice, Question, SelfCheck, static_html
+from course_tools.book import WIDGET_VIEW, static_widgets
+from course_tools.selfcheck import LETTERS, Choice, Question, SelfCheck, static_html
 
 MC = Question("Which tokens does masked SFT learn from?", choices=[
     Choice("every token", False, "The prompt tokens are labelled -100 & add nothing."),
@@ -90,7 +90,7 @@ def test_every_chapter_quiz_exists_and_has_at_least_three_questions():
     import re
     from pathlib import Path
 
-    from course_utils.questions import QUESTIONS, quiz
+    from course_tools.selfcheck import chapters_with_questions, load_questions, quiz
 
     root = Path(__file__).resolve().parents[1]
     used = {}
@@ -99,38 +99,72 @@ def test_every_chapter_quiz_exists_and_has_at_least_three_questions():
         for ch in re.findall(r"""\bquiz\(\s*["'](\d\d)["']\s*\)""", code):
             used[ch] = path.stem
             assert path.stem.startswith(ch), f"{path.stem} shows the questions of chapter {ch}"
-    assert set(used) == set(QUESTIONS), (sorted(used), sorted(QUESTIONS))
-    for ch, questions in QUESTIONS.items():
-        assert len(questions) >= 3, ch
+    assert sorted(used) == chapters_with_questions(), (sorted(used), chapters_with_questions())
+    for ch in chapters_with_questions():
+        assert len(load_questions(ch)) >= 3, ch
         assert quiz(ch).title.endswith(ch)
     with pytest.raises(KeyError, match="no self-check questions for chapter '99'"):
         quiz("99")
 
 
 def test_choices_are_shown_in_a_fixed_shuffled_order():
-    from course_utils.questions import QUESTIONS
+    from course_tools.selfcheck import chapters_with_questions, load_questions
 
     assert MC.order() == MC.order() and sorted(MC.order()) == [0, 1, 2]
     quiz = SelfCheck([MC])
     assert [v for _, v in quiz.inputs[0].options] == MC.order()          # the widget shows that order
     positions = [q.order().index(next(i for i, c in enumerate(q.choices) if c.correct))
-                 for qs in QUESTIONS.values() for q in qs if q.choices]
+                 for ch in chapters_with_questions() for q in load_questions(ch) if q.choices]
     assert len(set(positions)) >= 3, "the right answer sits in the same place in almost every question"
 
 
 def test_each_chapter_stores_the_current_questions():
     """The website shows the static form stored in the notebook's output: it must be the one
-    course_utils.questions gives now (re-run the quiz cell after editing a question)."""
+    chapters/questions/NN.yaml gives now (re-run the quiz cell after editing a question)."""
     from pathlib import Path
 
-    from course_utils.questions import QUESTIONS
+    from course_tools.selfcheck import chapters_with_questions, load_questions
 
     root = Path(__file__).resolve().parents[1]
     for path in sorted((root / "chapters").glob("[0-9][0-9]_*.ipynb")):
         ch = path.name[:2]
-        if ch not in QUESTIONS:
+        if ch not in chapters_with_questions():
             continue
         stored = [o["data"]["text/html"] for c in nbformat.read(path, as_version=4).cells
                   for o in c.get("outputs", []) if "selfcheck-static" in str(o.get("data", {}).get("text/html", ""))]
-        assert stored == [static_html(QUESTIONS[ch], title=f"Self-check, chapter {ch}")], \
-            f"{path.name}: the stored self-check differs from course_utils.questions; re-execute it"
+        assert stored == [static_html(load_questions(ch), title=f"Self-check, chapter {ch}")], \
+            f"{path.name}: the stored self-check differs from chapters/questions/{ch}.yaml; re-execute it"
+
+
+@pytest.mark.parametrize("text, message", [
+    ("- prompt: q\n  answer: 1\n", "question 1: question .q.: a numeric answer needs an explanation"),
+    ("- prompt: q\n  answr: 1\n  why: x\n", r"question 1: unknown field\(s\) \['answr'\]"),
+    ("- prompt: q\n  answer: 1\n  why: x\n- why: y\n", "question 2: no prompt"),
+    ("- prompt: q\n  choices:\n  - {text: a, correct: yes please, why: y}\n  - {text: b, correct: false, why: z}\n",
+     "question 1, choice 1: correct must be true or false"),
+    ("- prompt: q\n  choices:\n  - {text: a, correct: true}\n  - {text: b, correct: false, why: z}\n",
+     "question 1, choice 1: a choice has exactly the fields"),
+    ("- prompt: q\n  answer: seven\n  why: x\n", "question 1: answer must be a number"),
+    ("prompt: q\n", "expected a non-empty list of questions"),
+    ("- prompt: [q\n", "not valid YAML"),
+])
+def test_a_malformed_question_file_is_refused_with_its_name_and_question(tmp_path, text, message):
+    from course_tools.selfcheck import load_questions
+
+    (tmp_path / "42.yaml").write_text(text)
+    with pytest.raises(ValueError, match=message) as err:
+        load_questions("42", folder=tmp_path)
+    assert "42.yaml" in str(err.value)
+
+
+def test_a_question_file_round_trips_into_the_widget(tmp_path):
+    from course_tools.selfcheck import chapters_with_questions, load_questions
+
+    (tmp_path / "07.yaml").write_text("- prompt: exp(0)?\n  answer: 1\n  tolerance: 0.01\n  why: e to the 0.\n"
+                                      "- prompt: Pick b.\n  choices:\n  - {text: a, correct: false, why: nope}\n"
+                                      "  - {text: b, correct: true, why: right}\n")
+    qs = load_questions("07", folder=tmp_path)
+    assert chapters_with_questions(tmp_path) == ["07"]
+    assert qs[0].check("1.005") == (True, "e to the 0.") and qs[1].check(1) == (True, "right")
+    with pytest.raises(KeyError, match="chapters with questions: 07"):
+        load_questions("08", folder=tmp_path)

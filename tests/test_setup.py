@@ -78,7 +78,7 @@ def test_notebooks_are_stored_as_jupyterlab_saves_them():
     Only Python's patch version may differ from this machine's: that one JupyterLab rewrites
     wherever the kernel's Python is another 3.11.x (the README says how to keep git clean).
     """
-    from course_utils.notebooks import jupyterlab_form
+    from course_tools.notebooks import jupyterlab_form
     versions = set()
     for path in NOTEBOOKS:
         text = path.read_text(encoding="utf-8")
@@ -89,7 +89,7 @@ def test_notebooks_are_stored_as_jupyterlab_saves_them():
         canonical.metadata.language_info["version"] = stored
         assert nbformat.writes(canonical) + "\n" == text, (
             f"{path.relative_to(ROOT)} is not stored as JupyterLab saves it: "
-            "python -m course_utils.notebooks --jupyterlab-form " + str(path.relative_to(ROOT)))
+            "python -m course_tools.notebooks --jupyterlab-form " + str(path.relative_to(ROOT)))
     assert len(versions) == 1, f"notebooks record different Python versions: {versions}"
 
 
@@ -178,7 +178,7 @@ def test_pipeline_rejects_unknown_stages():
 def test_bench_prints_a_table_and_json_last():
     """The benchmark runs end to end, interleaved in rounds (its numbers are printed, never asserted:
     they depend on the machine). Small here: 2 rounds of 10 steps."""
-    out = subprocess.run([sys.executable, "-m", "course_utils.bench", "--skip-chapters", "--rounds", "2",
+    out = subprocess.run([sys.executable, "-m", "course_tools.bench", "--skip-chapters", "--rounds", "2",
                           "--steps", "10"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     lines = out.strip().splitlines()
     summary = json.loads(lines[-1])
@@ -193,7 +193,7 @@ def test_bench_prints_a_table_and_json_last():
 
 
 def test_bench_flags_rounds_that_disagree():
-    from course_utils.bench import UNSTABLE_SPREAD, _ratio_cell, spread_summary
+    from course_tools.bench import UNSTABLE_SPREAD, _ratio_cell, spread_summary
     calm = spread_summary([2.0, 2.1, 1.95, 2.05, 2.0])
     assert calm["stable"] and calm["median"] == 2.0 and calm["spread"] == pytest.approx(0.075)
     noisy = spread_summary([2.0, 2.1, 1.5, 2.05, 2.0])

@@ -1,4 +1,4 @@
-"""Build the course as a static website: ``python -m course_utils.book`` (``make book``).
+"""Build the course as a static website: ``python -m course_tools.book`` (``make book``).
 
 The site is built by jupyter-book 1.x (Sphinx) from the chapter notebooks as stored, with
 their outputs; nothing is executed. Every file a page loads is in the built folder, so the
@@ -9,7 +9,7 @@ site works without a network:
 * A notebook stores widgets (tqdm progress bars, sliders, the labeling widget) as views of
   models whose state is saved in its metadata. Drawing them would need the ipywidgets
   JavaScript from a CDN, so :func:`static_widgets` replaces each view with plain HTML: the
-  widget's own static form where it has one (:mod:`course_utils.selfcheck`), a progress bar
+  widget's own static form where it has one (:mod:`course_tools.selfcheck`), a progress bar
   at its final value, or a note that the widget is live in JupyterLab.
 * Figures are the PNG outputs of the notebooks; Sphinx writes them as image files.
 

@@ -295,7 +295,7 @@ class _Cell:
                 if not self.calls_student(elt) and any(isinstance(n, ast.Call) for n in ast.walk(elt)):
                     raise SyntaxError(f"line {node.lineno}: {ast.unparse(elt)[:80]} is computed in the same statement "
                                       "as a call of the student's code; give it a statement of its own (see "
-                                      "course_utils.probes)")
+                                      "course_tools.probes)")
 
     def _raises(self, node: ast.stmt) -> ast.stmt | None:
         """``try: CALL / except E: pass / else: raise ...`` as a record of what CALL raised."""

@@ -1,4 +1,4 @@
-"""Benchmarks, measured side by side in one run: ``python -m course_utils.bench`` (``make bench``).
+"""Benchmarks, measured side by side in one run: ``python -m course_tools.bench`` (``make bench``).
 
 1. Training steps per second and peak memory of the course's loops against TRL's trainers on
    the same model, data, batch size and sequence lengths: SFT (``SFTTrainer``), reward model
@@ -60,8 +60,8 @@ def peak_mb() -> float:
 
 
 def _pairs(n: int) -> list[dict]:
-    from .models import load_model
-    from .reward_model import preference_data
+    from course_utils.models import load_model
+    from course_utils.reward_model import preference_data
     sft, tok = load_model("sft")
     return list(preference_data(sft, tok, n, seed=0, prompt_seed=1))
 
@@ -92,9 +92,9 @@ def _course_steps_per_second(model, data, collate, loss_fn, group_by_length: boo
     the padded batches, attention over the padded length), the share of padding, and the fp32
     matmul GFLOP/s measured in this process just before the steps (the peak they are set against).
     """
-    from .pretrain import flops_per_token, matmul_gflops
+    from course_utils.pretrain import flops_per_token, matmul_gflops
     peak = matmul_gflops(seconds=1.0)
-    from .training import TrainConfig, train
+    from course_utils.training import TrainConfig, train
     times, flops, tokens, real = [], [], [], []
 
     def timed_loss(m, b):
@@ -117,8 +117,8 @@ def one(kind: str, impl: str) -> dict:
     """One measurement (run in its own process): steps/s and peak memory."""
     from datasets import Dataset
 
-    from . import world
-    from .models import load_model
+    from course_utils import world
+    from course_utils.models import load_model
     torch.manual_seed(0)
     tmp = tempfile.mkdtemp()
     try:
@@ -127,8 +127,8 @@ def one(kind: str, impl: str) -> dict:
             model, tok = load_model("base")
             rows = list(world.make_instruction_data()["train"])[:BATCH * STEPS]
             if impl == "course":
-                from .sft import collate_sft, tokenize_rows
-                from .training import causal_lm_loss
+                from course_utils.sft import collate_sft, tokenize_rows
+                from course_utils.training import causal_lm_loss
                 data = tokenize_rows(tok, rows)
                 res = _course_steps_per_second(model, data, lambda b: collate_sft(b, tok.pad_token_id), causal_lm_loss,
                                                group_by_length=grouped)
@@ -153,7 +153,7 @@ def one(kind: str, impl: str) -> dict:
             if kind == "rm":
                 model, tok = load_model("sft", kind="classifier")
                 if impl == "course":
-                    from .reward_model import collate_preferences, reward_model_loss, tokenize_preferences
+                    from course_utils.reward_model import collate_preferences, reward_model_loss, tokenize_preferences
                     data = tokenize_preferences(tok, rows)
                     res = _course_steps_per_second(model, data, lambda b: collate_preferences(b, tok.pad_token_id),
                                                    reward_model_loss)
@@ -170,7 +170,7 @@ def one(kind: str, impl: str) -> dict:
                 model, tok = load_model("sft")
                 ref, _ = load_model("sft")
                 if impl == "course":
-                    from .dpo import add_reference_logps, collate_pairs, dpo_batch_loss, tokenize_pairs
+                    from course_utils.dpo import add_reference_logps, collate_pairs, dpo_batch_loss, tokenize_pairs
                     data = add_reference_logps(ref, tokenize_pairs(tok, rows), tok.pad_token_id)
                     res = _course_steps_per_second(model, data, lambda b: collate_pairs(b, tok.pad_token_id),
                                                    lambda m, b: dpo_batch_loss(m, b, 0.5))
@@ -191,7 +191,7 @@ def one(kind: str, impl: str) -> dict:
 
 
 def _in_subprocess(kind: str, impl: str) -> dict:
-    out = subprocess.run([sys.executable, "-m", "course_utils.bench", "--one", kind, impl, "--steps", str(STEPS)],
+    out = subprocess.run([sys.executable, "-m", "course_tools.bench", "--one", kind, impl, "--steps", str(STEPS)],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -200,10 +200,10 @@ def pretrain_throughput(steps: int = 30) -> dict:
     """GFLOP/s of pretraining steps on the tiny model against the fp32 matmul GFLOP/s.
 
     The peak is measured just before and just after the steps; the fraction uses their mean."""
-    from . import world
-    from .models import load_tokenizer, new_tiny_model
-    from .pretrain import BLOCK_SIZE, collate_blocks, flops_per_token, matmul_gflops, pack_documents
-    from .training import TrainConfig, train
+    from course_utils import world
+    from course_utils.models import load_tokenizer, new_tiny_model
+    from course_utils.pretrain import BLOCK_SIZE, collate_blocks, flops_per_token, matmul_gflops, pack_documents
+    from course_utils.training import TrainConfig, train
     tok = load_tokenizer("base")
     blocks = pack_documents(tok, world.make_corpus(3000, seed=0))
     model = new_tiny_model(tok)

@@ -1,8 +1,8 @@
-"""Execute notebooks in place and report how long each took: ``python -m course_utils.notebooks``.
+"""Execute notebooks in place and report how long each took: ``python -m course_tools.notebooks``.
 
 Used to refresh the stored outputs of the chapters (``make execute``) and to time them.
 Each notebook runs in its own folder with the ``python3`` kernel.
-``python -m course_utils.notebooks --jupyterlab-form PATHS`` only rewrites the notebooks in the
+``python -m course_tools.notebooks --jupyterlab-form PATHS`` only rewrites the notebooks in the
 form JupyterLab saves them (:func:`write`), so that opening and saving one changes no byte.
 """
 

@@ -16,9 +16,14 @@ is picked; after a right answer the explanations of all choices are shown. The c
 shown in an order shuffled once per question (seeded by its text, so the same on every run
 and in the website), so the right answer is not always the first one written.
 
+Each chapter's questions are data, in ``chapters/questions/NN.yaml`` beside the chapters:
+:func:`load_questions` reads and checks one file, :func:`quiz` (``quiz("03")``, the last code
+cell of chapter 03) shows it. A file that breaks the schema is refused with its name, the
+question's number and what is wrong.
+
 In JupyterLab the widget is live. Its display also carries a static HTML form of the same
 questions, with the answers in collapsed ``<details>`` blocks: the course website
-(:mod:`course_utils.book`) shows that form, and so does a notebook opened without a kernel.
+(:mod:`course_tools.book`) shows that form, and so does a notebook opened without a kernel.
 """
 
 from __future__ import annotations
@@ -30,7 +35,10 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from pathlib import Path
+
 import ipywidgets as widgets
+import yaml
 
 LETTERS = "ABCDEFGHIJ"
 
@@ -187,3 +195,70 @@ class SelfCheck(widgets.VBox):
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         data["text/html"] = static_html(self.questions, self.title)
         return bundle
+
+
+#: where the chapters' question files live: ``NN.yaml`` for chapter ``NN``
+QUESTIONS_DIR = Path(__file__).resolve().parent.parent / "chapters" / "questions"
+_QUESTION_KEYS = {"prompt", "choices", "answer", "tolerance", "why"}
+_CHOICE_KEYS = {"text", "correct", "why"}
+
+
+def _text(value, where: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{where} must be text, got {type(value).__name__}")
+    return value
+
+
+def _question(d, where: str) -> Question:
+    """One question of a file, from its mapping; ``where`` names it in errors."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{where}: a question is a mapping with a prompt, got {type(d).__name__}")
+    unknown = set(d) - _QUESTION_KEYS
+    if unknown:
+        raise ValueError(f"{where}: unknown field(s) {sorted(unknown)}; a question has {sorted(_QUESTION_KEYS)}")
+    if "prompt" not in d:
+        raise ValueError(f"{where}: no prompt")
+    choices = []
+    for j, c in enumerate(d.get("choices") or [], 1):
+        cw = f"{where}, choice {j}"
+        if not isinstance(c, dict) or set(c) != _CHOICE_KEYS:
+            raise ValueError(f"{cw}: a choice has exactly the fields {sorted(_CHOICE_KEYS)}, got "
+                             f"{sorted(c) if isinstance(c, dict) else type(c).__name__}")
+        if not isinstance(c["correct"], bool):
+            raise ValueError(f"{cw}: correct must be true or false, got {c['correct']!r}")
+        choices.append(Choice(_text(c["text"], f"{cw}: text"), c["correct"], _text(c["why"], f"{cw}: why")))
+    answer = d.get("answer")
+    if answer is not None and (isinstance(answer, bool) or not isinstance(answer, (int, float))):
+        raise ValueError(f"{where}: answer must be a number, got {answer!r}")
+    try:
+        return Question(_text(d["prompt"], f"{where}: prompt"), choices=tuple(choices),
+                        answer=None if answer is None else float(answer),
+                        tolerance=float(d.get("tolerance", 0.0)), why=_text(d.get("why", ""), f"{where}: why"))
+    except ValueError as e:
+        raise ValueError(f"{where}: {e}") from None
+
+
+def load_questions(chapter: str, folder: Path = QUESTIONS_DIR) -> list[Question]:
+    """The questions of chapter ``chapter`` (``"03"``) from ``folder/03.yaml``, checked."""
+    path = Path(folder) / f"{chapter}.yaml"
+    if not path.exists():
+        have = ", ".join(chapters_with_questions(folder)) or "none"
+        raise KeyError(f"no self-check questions for chapter {chapter!r} (no {path.name} in {path.parent}); "
+                       f"chapters with questions: {have}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ValueError(f"{path.name} is not valid YAML: {e}") from None
+    if not isinstance(data, list) or not data:
+        raise ValueError(f"{path.name}: expected a non-empty list of questions")
+    return [_question(d, f"{path.name}, question {i}") for i, d in enumerate(data, 1)]
+
+
+def chapters_with_questions(folder: Path = QUESTIONS_DIR) -> list[str]:
+    """The chapters that have a question file, sorted (``["00", "01", ...]``)."""
+    return sorted(p.stem for p in Path(folder).glob("[0-9][0-9].yaml"))
+
+
+def quiz(chapter: str) -> SelfCheck:
+    """The self-check widget of chapter ``chapter`` (``"04"``, ``"08"``, ...)."""
+    return SelfCheck(load_questions(chapter), title=f"Self-check, chapter {chapter}")

@@ -1,6 +1,6 @@
 """Does every number in a chapter's prose come from that chapter's outputs?
 
-``python -m course_utils.prose_check [NOTEBOOK ...]`` lists every number written in a
+``python -m course_tools.prose_check [NOTEBOOK ...]`` lists every number written in a
 notebook's markdown that appears in none of its outputs, and exits 1 if there is one.
 A number may also be *declared* in the notebook's metadata, with its reason::
 

@@ -3,8 +3,8 @@
 ``solutions/<lab>/<lab>.ipynb`` is the single source of each lab (nbgrader's *source*
 folder); ``labs/<lab>/<lab>.ipynb`` is generated from it (nbgrader's *release* folder)::
 
-    python -m course_utils.grading labs                     # = make labs
-    python -m course_utils.grading grade SUBMISSIONS        # = make grade SUBMISSIONS=...
+    python -m course_tools.grading labs                     # = make labs
+    python -m course_tools.grading grade SUBMISSIONS        # = make grade SUBMISSIONS=...
 
 How grading holds against a student who attacks it
 --------------------------------------------------
@@ -13,7 +13,7 @@ first and can patch modules, shadow builtins, rebind the names a test computes i
 reference from, or hand back objects whose ``__eq__`` always says yes. So a submission's
 score is decided outside that process:
 
-1. **Sandbox.** Every run of notebook code happens in :mod:`course_utils.sandbox`
+1. **Sandbox.** Every run of notebook code happens in :mod:`course_tools.sandbox`
    (bubblewrap): no network, an unprivileged uid in its own user and PID namespaces (every
    process it starts dies with it), a read-only view of the Python environment and of
    ``course_utils/`` only, and one private writable folder holding that run's input. The
@@ -22,7 +22,7 @@ score is decided outside that process:
    wall time and kept output are limited.
 2. **Probes, not verdicts, and no expected value beside the student's code.** Each test
    cell (visible and hidden part) is rewritten once per lab from the source by
-   :func:`course_utils.probes.probe_lab`: every ``assert E`` keeps only the parts of ``E``
+   :func:`course_tools.probes.probe_lab`: every ``assert E`` keeps only the parts of ``E``
    that the student's code returned or changed, recorded as plain data (numbers, strings,
    nested lists); what the test compares them with, and statements that only compute such
    values, are left out; a call that must raise records the name of what it raised. The
@@ -85,8 +85,8 @@ from typing import Any
 
 import nbformat
 
-from course_utils import sandbox
-from course_utils.probes import HIDDEN_BEGIN, HIDDEN_END, Check, plain, probe_lab, same
+from course_tools import sandbox
+from course_tools.probes import HIDDEN_BEGIN, HIDDEN_END, Check, plain, probe_lab, same
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_WORKDIR = Path.home() / "course-grading"
@@ -210,7 +210,7 @@ def _run_cells(job_path: Path) -> None:
     Writes ``test-<index>.json`` when a test cell ends (``{"key": grade_id, "records": {key:
     [values]}, "error": exception name or None}``) and ``cells.json`` after every cell
     (``{index: exception name}`` for the cells that raised). A test cell's probes
-    (:mod:`course_utils.probes`) are ``__probe_try__(key, thunk)`` (the thunk's value as
+    (:mod:`course_tools.probes`) are ``__probe_try__(key, thunk)`` (the thunk's value as
     plain data, or ``{"raised": name}``), ``__probe_raises__(key, thunk)`` (only the name of
     what the call raised, or None) and ``__probe_rec__(key, value)`` (records and returns).
     """
@@ -482,7 +482,7 @@ def execute(p: Plan, folder: Path, timeout: int, unsafe: bool = False,
     (folder / "job.json").write_text(json.dumps({"cells": p.cells, "timeout": timeout}))
     wall = wall_s if wall_s is not None else submission_wall_s(p, timeout)
     limits = limits or sandbox.Limits(wall_s=wall, cpu_s=int(wall * 2))
-    res = sandbox.run([str(Path(sys.prefix) / "bin" / "python"), "-m", "course_utils.grading", "_run",
+    res = sandbox.run([str(Path(sys.prefix) / "bin" / "python"), "-m", "course_tools.grading", "_run",
                        f"{sandbox.INSIDE}/job.json"], folder, limits, unsafe=unsafe)
     def read(name: str) -> Any:
         path = folder / name
@@ -684,7 +684,7 @@ def finish_lab(release: Path, source: Path) -> None:
                     cell.source = note + cell.source
         if cell.source != old:
             meta["checksum"] = compute_checksum(cell)
-    from course_utils.notebooks import write
+    from course_tools.notebooks import write
     write(nb, release)  # as JupyterLab saves it: opening the lab changes nothing
 
 
@@ -699,7 +699,7 @@ def _nbgrader(args: list[str], cwd: Path, check: bool = True) -> subprocess.Comp
 
 
 GRADING_CONFIG = """\
-# Written by python -m course_utils.grading; edit the command line, not this file.
+# Written by python -m course_tools.grading; edit the command line, not this file.
 # Code is never executed by nbgrader here: the harness runs it in a sandbox.
 c = get_config()  # noqa: F821
 c.CourseDirectory.root = {root!r}
@@ -976,7 +976,7 @@ def grade(submissions: Path, workdir: Path = DEFAULT_WORKDIR, source: Path | Non
     graded, or every lab of the source with ``all_labs`` (then grades.csv has a row, maybe
     ``submitted = no``, for every lab and student). ``progress`` prints one line per reference
     run and per submission as it finishes, under a progress bar (stderr). Without a
-    sandbox, raises :class:`course_utils.sandbox.SandboxUnavailable` unless ``unsafe``."""
+    sandbox, raises :class:`course_tools.sandbox.SandboxUnavailable` unless ``unsafe``."""
     submissions, workdir = Path(submissions).resolve(), Path(workdir).resolve()
     source = Path(source or REPO / "solutions").resolve()
     if not submissions.is_dir():

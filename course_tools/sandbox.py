@@ -4,7 +4,7 @@
 own loopback; its own PID namespace with a fresh ``/proc``, so the command sees and can
 signal only its own processes, and every process it starts is killed when it ends), a
 root file system made of read-only binds of the Python environment only (``/usr``,
-``/etc``, the Python installation, the virtual environment, ``course_utils/``), fresh
+``/etc``, the Python installation, the virtual environment, ``course_utils/`` and ``course_tools/``), fresh
 size-limited ``/tmp`` and ``/dev/shm``, and one writable folder, ``/sandbox``, bound to a
 folder the caller prepared. Nothing else of the host is visible: not the repository's
 other folders, not the home folder, not the grading folder.
@@ -47,7 +47,8 @@ from pathlib import Path
 
 #: The writable folder inside the sandbox.
 INSIDE = "/sandbox"
-PACKAGE = Path(__file__).resolve().parent
+#: the two packages a sandboxed run imports: the teaching package and this one (the runner)
+PACKAGES = (Path(__file__).resolve().parent.parent / "course_utils", Path(__file__).resolve().parent)
 #: uid and gid of the sandboxed command (``nobody``)
 NOBODY = 65534
 #: the whole environment ``bwrap`` itself starts with (the command's is set by ``--setenv``)
@@ -211,8 +212,8 @@ def available() -> str | None:
 
 
 def _ro_roots() -> list[str]:
-    """Read-only folders the sandbox needs: the system, the Python installation, the venv, the package."""
-    roots = ["/usr", "/etc", sys.base_prefix, sys.prefix, str(PACKAGE)]
+    """Read-only folders the sandbox needs: the system, the Python installation, the venv, the packages."""
+    roots = ["/usr", "/etc", sys.base_prefix, sys.prefix, *map(str, PACKAGES)]
     out: list[str] = []
     for r in roots:
         r = os.path.realpath(r)
