@@ -2,11 +2,11 @@
 
 ``solutions/<lab>/<lab>.ipynb`` is the single source of every lab; ``make labs`` runs
 ``nbgrader generate_assignment`` to write the student version to ``labs/<lab>/``, then
-``course_tools.grading.finish_lab`` gives each stub below a message naming its part and the
+``course_tools.grading.generate.finish_lab`` gives each stub below a message naming its part and the
 function to write.
 Grading (``make grade``) runs in its own folder outside the repository; nbgrader keeps the
 gradebook, feedback and export there, while every submission runs in a bubblewrap sandbox
-and is scored outside it (``course_tools/grading.py``, ``docs/instructor.md``).
+and is scored outside it (``course_tools/grading/``, ``docs/instructor.md``).
 """
 
 c = get_config()  # noqa: F821  (provided by nbgrader when it loads this file)

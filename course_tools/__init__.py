@@ -4,8 +4,9 @@ Chapters and labs import the teaching package, :mod:`course_utils`; this package
 checks and grades them, and may import :mod:`course_utils`, never the other way round.
 
 * :mod:`course_tools.grading` — nbgrader labs: generate the student labs, grade submissions
-  (``make labs``, ``make grade``), with :mod:`course_tools.probes` (the test cells rewritten
-  into records) and :mod:`course_tools.sandbox` (bubblewrap, limits) for untrusted code;
+  (``make labs``, ``make grade``), in stages (:mod:`course_tools.grading.probes`: the test
+  cells rewritten into records), with :mod:`course_tools.sandbox` (bubblewrap, limits) for
+  untrusted code;
 * :mod:`course_tools.selfcheck` — the chapters' self-check widget and its static form; the
   questions are data in ``chapters/questions/NN.yaml``;
 * :mod:`course_tools.notebooks` — executing and storing notebooks (``make execute``);

@@ -19,6 +19,12 @@ import nbformat
 import pytest
 
 from course_tools import grading, sandbox
+from course_tools.grading import execute
+from course_tools.grading.feedback import _result_cell
+from course_tools.grading.plan import plan
+from course_tools.grading.probes import Check
+from course_tools.grading.reports import summary
+from course_tools.grading.submissions import MAX_NOTEBOOK
 from test_labs import REPO, TAMPER_LAB, _half_done, _lab, _solved, _two_part_lab
 
 pytestmark = pytest.mark.skipif(sandbox.available() is not None, reason=f"{sandbox.available()} (make sandbox)")
@@ -73,7 +79,7 @@ def poisoned(tmp_path_factory):
     bad["cells"][4]["source"] = 12
     folder("wrong-types").write_text(json.dumps(bad))
     huge = _half_done()
-    huge.cells.append(nbformat.v4.new_markdown_cell("x" * (grading.MAX_NOTEBOOK + 10)))
+    huge.cells.append(nbformat.v4.new_markdown_cell("x" * (MAX_NOTEBOOK + 10)))
     nbformat.write(huge, folder("huge"))
     # names and content
     nb = _half_done()
@@ -163,7 +169,7 @@ def test_a_hostile_folder_name_is_data(poisoned):
         for row in csv.reader(open(work / name)):
             assert not [c for c in row if c[:1] in ("=", "+", "@", "\t", "\r")], (name, row)
             assert not [c for c in row if c.startswith("-") and not re.fullmatch(r"-[0-9.]+", c)], (name, row)
-    line = grading.summary([r])
+    line = summary([r])
     assert "\x1b" not in line and "\x07" not in line and "\\x1b" in line
 
 
@@ -177,9 +183,9 @@ def test_feedback_does_not_say_which_hidden_check_failed(poisoned):
 
 
 def test_result_cell_is_the_same_whichever_hidden_checks_failed():
-    checks = [grading.Check(1, False, 1, "assert f(1) == 1"), grading.Check(2, True, 3, "ties"),
-              grading.Check(3, True, 4, "")]
-    cells = {grading._result_cell("t", False, 0, 2, failed, True, checks).source
+    checks = [Check(1, False, 1, "assert f(1) == 1"), Check(2, True, 3, "ties"),
+              Check(3, True, 4, "")]
+    cells = {_result_cell("t", False, 0, 2, failed, True, checks).source
              for failed in ([checks[1]], [checks[2]], checks[1:])}
     assert len(cells) == 1, cells  # one content-free line, with every hint of the cell
     assert "they test: ties" in cells.pop()
@@ -188,7 +194,7 @@ def test_result_cell_is_the_same_whichever_hidden_checks_failed():
 def test_padding_cells_buys_no_wall_clock_time(tmp_path, monkeypatch):
     """A submission that ignores SIGALRM and adds many slow cells is stopped by one budget
     per lab, computed from the source's cells, not from the submission's."""
-    monkeypatch.setattr(grading, "START_S", 8)
+    monkeypatch.setattr(execute, "START_S", 8)
     source_path, _ = _two_part_lab(tmp_path)
     src = nbformat.read(source_path, as_version=4)
     for i, c in enumerate(src.cells):
@@ -207,7 +213,7 @@ def test_padding_cells_buys_no_wall_clock_time(tmp_path, monkeypatch):
     nbformat.write(nb, tmp_path / "subs" / "pad" / lab / f"{lab}.ipynb")
     start = time.perf_counter()
     [r] = grading.grade(tmp_path / "subs", workdir=tmp_path / "work", source=tmp_path / "src", timeout=1)
-    budget = grading.submission_wall_s(grading.plan(src), 1)
+    budget = execute.submission_wall_s(plan(src), 1)
     assert budget < 20 and r.seconds <= budget + 5, (budget, r.seconds)
     assert any("wall-clock limit" in n for n in r.notes), r.notes
     assert r.score == 0 and time.perf_counter() - start < 120

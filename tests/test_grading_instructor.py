@@ -19,6 +19,8 @@ import nbformat
 import pytest
 
 from course_tools import grading, sandbox
+from course_tools.grading.plan import RELEASED, record_release
+from course_tools.grading.reports import export_grades, labs_to_grade
 from test_labs import REPO, TAMPER_LAB, _lab, _solved
 
 pytestmark = pytest.mark.skipif(sandbox.available() is not None, reason=f"{sandbox.available()} (make sandbox)")
@@ -34,8 +36,8 @@ def graded(tmp_path_factory):
     for lab in (LAB, OTHER):
         shutil.copytree(REPO / "solutions" / lab, source / lab)
     # the versions handed out so far, then a correction of one locked cell
-    (source / grading.RELEASED).mkdir()
-    grading.record_release(_lab(LAB), source / grading.RELEASED / f"{LAB}.json")
+    (source / RELEASED).mkdir()
+    record_release(_lab(LAB), source / RELEASED / f"{LAB}.json")
     path = source / LAB / f"{LAB}.ipynb"
     nb = nbformat.read(path, as_version=4)
     cell = next(c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade_id") == CHANGED)
@@ -98,7 +100,7 @@ def test_grades_csv_sorts_labs_naturally(tmp_path, monkeypatch):
             gb.add_assignment(name)
         gb.add_student("s10")
         gb.add_student("s9")
-    grading.export_grades(db, tmp_path / "grades.csv")
+    export_grades(db, tmp_path / "grades.csv")
     rows = list(csv.DictReader(open(tmp_path / "grades.csv")))
     assert [(r["assignment"], r["student_id"]) for r in rows] == [
         (a, s) for a in ("lab1_x", "lab2_x", "lab10_x") for s in ("s9", "s10")]
@@ -107,8 +109,8 @@ def test_grades_csv_sorts_labs_naturally(tmp_path, monkeypatch):
 
 def test_only_submitted_or_named_labs_are_graded():
     labs = ["lab10_x", "lab2_x", "lab1_x"]
-    assert grading.labs_to_grade(labs, {"lab2_x"}) == ["lab2_x"]  # nobody handed in lab1 or lab10
-    assert grading.labs_to_grade(labs, set(), all_labs=True) == ["lab1_x", "lab2_x", "lab10_x"]
-    assert grading.labs_to_grade(labs, {"lab2_x"}, only=["lab10_x", "lab1_x"]) == ["lab1_x", "lab10_x"]
+    assert labs_to_grade(labs, {"lab2_x"}) == ["lab2_x"]  # nobody handed in lab1 or lab10
+    assert labs_to_grade(labs, set(), all_labs=True) == ["lab1_x", "lab2_x", "lab10_x"]
+    assert labs_to_grade(labs, {"lab2_x"}, only=["lab10_x", "lab1_x"]) == ["lab1_x", "lab10_x"]
     with pytest.raises(FileNotFoundError, match="no lab lab3_x .*labs: lab1_x, lab2_x, lab10_x"):
-        grading.labs_to_grade(labs, set(), only=["lab3_x"])
+        labs_to_grade(labs, set(), only=["lab3_x"])

@@ -17,6 +17,9 @@ import nbformat
 import pytest
 
 from course_tools import grading
+from course_tools.grading.checks import check_student_code
+from course_tools.grading.feedback import WRAP_CSS, offline_feedback
+from course_tools.grading.generate import finish_lab
 
 REPO = Path(__file__).resolve().parent.parent
 LABS = sorted(p.name for p in (REPO / "solutions").iterdir() if p.is_dir() and not p.name.startswith("."))
@@ -463,7 +466,7 @@ def test_grading_refuses_a_workdir_inside_the_repo(tmp_path):
 
 
 def test_guard_reasons():
-    check = grading.check_student_code
+    check = check_student_code
     assert check("def f(x):\n    return x + 1\n", {"np", "torch"}) == []
     assert check("x = torch.zeros(3)\nx[0] = 1\n", {"torch"}) == []
     assert check("np = None", {"np"}) == ["line 1: rebinds np, which a locked cell imports"]
@@ -475,7 +478,7 @@ def test_guard_reasons():
 
 
 def test_guard_allows_reimporting_the_same_module():
-    check = grading.check_student_code
+    check = check_student_code
     locked = {"np": "numpy", "torch": "torch", "LoraConfig": "peft.LoraConfig"}
     assert check("import numpy as np\nimport torch\nfrom peft import LoraConfig\n", locked) == []
     assert check("import torch as np\n", locked) == ["line 1: rebinds np, which a locked cell imports"]
@@ -500,7 +503,7 @@ def test_an_attack_earns_no_more_than_its_honest_content(graded, attack):
 
 @pytest.mark.parametrize("lab", LABS)
 def test_an_oracle_reading_its_tests_earns_nothing(graded, lab):
-    """Expected values never run in the student's process (course_tools.probes), so a
+    """Expected values never run in the student's process (course_tools.grading.probes), so a
     function that reads its caller's test cell finds nothing to return."""
     r = graded[0][("oracle", lab)]
     assert r.score == 0, (lab, r.score, r.lost, r.notes)
@@ -684,8 +687,8 @@ def _two_part_lab(tmp_path: Path) -> tuple[Path, Path]:
 
 def test_finish_lab_names_the_part_and_the_earlier_parts_a_test_uses(tmp_path):
     source, release = _two_part_lab(tmp_path)
-    grading.finish_lab(release, source)
-    grading.finish_lab(release, source)  # a second pass changes nothing
+    finish_lab(release, source)
+    finish_lab(release, source)  # a second pass changes nothing
     cells = {c.metadata["nbgrader"]["grade_id"]: c for c in nbformat.read(release, as_version=4).cells}
     assert 'raise NotImplementedError("Part 1: write `f` (see the instructions above its cell)")' in cells["f"].source
     assert 'raise NotImplementedError("Part 1: write `C.m` (see the instructions above its cell)")' in cells["f"].source
@@ -737,7 +740,7 @@ def test_feedback_pages_load_nothing_from_outside_the_grading_folder(graded):
                 continue
             assert not re.match(r"([a-z][a-z0-9+.-]*:)?//", ref, re.I), (page, ref)
             assert (page.parent / ref.split("#")[0].split("?")[0]).resolve().is_relative_to(work), (page, ref)
-        assert grading.WRAP_CSS in html, page
+        assert WRAP_CSS in html, page
 
 
 def test_offline_feedback_removes_what_a_page_would_load_from_the_network():
@@ -746,11 +749,11 @@ def test_offline_feedback_removes_what_a_page_would_load_from_the_network():
             "<link rel=stylesheet href=//cdn.example/x.css><style>@font-face{font-family:x;src:url(../f.woff)}</style>"
             '</head><body><img src="http://example.org/cat.png" alt="cat"><a href="#top">top</a>'
             '<span class="c1"># see src=https://example.org</span></body></html>')
-    out = grading.offline_feedback(page)
+    out = offline_feedback(page)
     assert not [m for m in _LOADED.findall(out) if "".join(m)], out
     assert "mathjax" not in out.lower() and "//cdn" not in out
     assert '<img src="" alt="cat">' in out and '<a href="#top">' in out and "# see src=https://example.org" in out
-    assert grading.offline_feedback(out) == out and out.count("pre-wrap") == 1
+    assert offline_feedback(out) == out and out.count("pre-wrap") == 1
 
 
 def test_feedback_wraps_long_lines_in_a_browser(graded):

@@ -1,9 +1,10 @@
-"""The rewriting of test cells (course_tools.probes): no expected value reaches the
+"""The rewriting of test cells (course_tools.grading.probes): no expected value reaches the
 student's process, every value the student's code returned or changed is recorded."""
 
 import pytest
 
-from course_tools.probes import plain, probe_lab, same
+from course_tools.grading.probes import probe_lab
+from course_tools.grading.records import plain, same
 
 SOLUTION = "def f(x):\n    return [v * 2 for v in x]\n\ndef g(model, data):\n    model.append(sum(data))\n"
 

@@ -8,11 +8,11 @@ values from its caller's frame and return them. So the student's run holds no ex
 value at all. :func:`probe_lab` rewrites every test cell of a lab, once, from the lab's
 trusted source:
 
-* **Taint.** A name is *tainted* when the student's code may have made or changed it: the
-  names the solution cells bind, names a statement binds by running the student's code
-  (or by naming a student value), and the objects (root names of the arguments) handed to
-  the student's code, which may have changed them. An expression is tainted when it
-  mentions a tainted name.
+* **Taint** (:mod:`course_tools.grading.taint`). A name is *tainted* when the student's
+  code may have made or changed it: the names the solution cells bind, names a statement
+  binds by running the student's code (or by naming a student value), and the objects
+  (root names of the arguments) handed to the student's code, which may have changed
+  them. An expression is tainted when it mentions a tainted name.
 * **Asserts become records.** ``assert E`` keeps only E's tainted parts. A node is *kept*
   (evaluated whole) when it is tainted and none of its operands is an untainted value
   that it compares or combines with (an untainted *argument* of a tainted function is an
@@ -31,29 +31,26 @@ trusted source:
 
 The same rewritten cells run with the source's solution (the reference run) and with the
 student's cells; the harness compares the two runs' records outside the sandbox
-(:func:`same`). A record holds only what the student's code returned or changed, on inputs
-the student's code is handed anyway.
+(:func:`course_tools.grading.records.same`). A record holds only what the student's code
+returned or changed, on inputs the student's code is handed anyway.
 
 **The rule for lab authors** (checked by ``tests/test_labs.py``): compute an expected
 value in an assert, or in a statement of its own; never in the same statement as a call
 of the student's code (``mine, ref = f(x), reference(x)`` would run ``reference`` in the
 student's process). Tainted statements other than asserts run unchanged.
+
+Imports: the standard library and :mod:`course_tools.grading.taint`.
 """
 
 from __future__ import annotations
 
 import ast
 import copy
-import json
-import math
 from dataclasses import dataclass
-from typing import Any
+
+from course_tools.grading.taint import Taint, _headers, _prune, bound, loaded
 
 HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
-#: tolerance of :func:`same` for floating-point records
-RTOL, ATOL = 1e-4, 1e-6
-#: tensors and arrays with more elements are recorded as a summary (shape, sums, a sample)
-FULL_ELEMENTS = 1_000
 
 
 @dataclass(frozen=True)
@@ -79,34 +76,6 @@ def _hidden_lines(source: str) -> set[int]:
 
 
 # ---------------------------------------------------------------------------------
-# Names
-# ---------------------------------------------------------------------------------
-def loaded(node: ast.AST) -> set[str]:
-    """Every name read anywhere inside ``node``."""
-    return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
-
-
-def bound(stmt: ast.AST) -> set[str]:
-    """The names a statement binds in its namespace (assignment targets, defs, imports,
-    loop and ``with`` targets, also inside compound statements)."""
-    out: set[str] = set()
-    for n in ast.walk(stmt):
-        if isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
-            out.add(n.id)
-        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            out.add(n.name)
-        elif isinstance(n, (ast.Import, ast.ImportFrom)):
-            out |= {(a.asname or a.name).split(".")[0] for a in n.names}
-    return out
-
-
-def _root(node: ast.AST) -> str | None:
-    while isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
-        node = node.value
-    return node.id if isinstance(node, ast.Name) else None
-
-
-# ---------------------------------------------------------------------------------
 # Rewriting one test cell
 # ---------------------------------------------------------------------------------
 _TRY, _REC, _RAISES = "__probe_try__", "__probe_rec__", "__probe_raises__"
@@ -120,91 +89,16 @@ def _thunk(body: ast.expr) -> ast.Lambda:
     return ast.Lambda(ast.arguments(posonlyargs=[], args=[], kwonlyargs=[], kw_defaults=[], defaults=[]), body)
 
 
-class _Cell:
+class _Cell(Taint):
     """Rewrites the statements of one test cell, updating the lab's taint as it goes."""
 
     def __init__(self, student: set[str], changed: set[str], source: str):
-        self.student, self.changed = student, changed
+        super().__init__(student, changed)
         self.hidden = _hidden_lines(source)
         self.lines = source.splitlines()
         self.checks: list[Check] = []
 
-    # -- taint ----------------------------------------------------------------------
-    def is_tainted(self, node: ast.AST, extra: frozenset[str] = frozenset()) -> bool:
-        return bool(loaded(node) & (self.student | self.changed | extra))
-
-    def calls_student(self, node: ast.AST) -> bool:
-        """Whether ``node`` runs the student's code: calls a function or method whose root
-        name is a student value."""
-        return any(isinstance(n, ast.Call) and _root(n.func) in self.student for n in ast.walk(node))
-
-    def _student_chain(self, node: ast.AST) -> bool:
-        return isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Starred)) and _root(node) in self.student
-
-    def absorb(self, stmt: ast.stmt) -> None:
-        """After ``stmt`` runs: names it bound by running the student's code (or by naming a
-        student value) are student values; objects it handed to the student's code, or
-        whose attributes it set from student values, may have been changed."""
-        runs = self.calls_student(stmt)
-        value = getattr(stmt, "value", None)
-        if runs or (value is not None and self._student_chain(value)):
-            self.student |= bound(stmt)
-            for t in getattr(stmt, "targets", []):
-                r = _root(t)
-                if r and not isinstance(t, ast.Name):
-                    self.changed.add(r)
-        elif isinstance(stmt, (ast.For, ast.AsyncFor)) and self.is_tainted(stmt.iter):
-            self.changed |= bound(stmt.target)
-        for n in ast.walk(stmt):
-            if isinstance(n, ast.Call) and _root(n.func) in self.student:
-                for a in [*n.args, *(k.value for k in n.keywords)]:
-                    r = _root(a)
-                    if r and r not in self.student:
-                        self.changed.add(r)
-
     # -- expressions ----------------------------------------------------------------
-    def _operands(self, node: ast.expr) -> list[ast.expr] | None:
-        """The values ``node`` compares or combines; None for a node evaluated whole when
-        tainted (names, attributes, subscripts, calls of tainted functions)."""
-        if isinstance(node, ast.Compare):
-            return [node.left, *node.comparators]
-        if isinstance(node, ast.BinOp):
-            return [node.left, node.right]
-        if isinstance(node, (ast.BoolOp, ast.IfExp)):
-            return []  # always split: each branch may not be evaluable (short-circuit)
-        if isinstance(node, (ast.List, ast.Tuple, ast.Set)):
-            return list(node.elts)
-        if isinstance(node, ast.Dict):
-            return [x for x in [*node.keys, *node.values] if x is not None]
-        if isinstance(node, ast.Call):
-            return [*node.args, *(k.value for k in node.keywords)]
-        return None
-
-    def keepable(self, node: ast.expr, extra: frozenset[str]) -> bool:
-        """Whether ``node`` can be evaluated in the student's run: tainted, and combining
-        no untainted value (an untainted argument of a tainted function is an input)."""
-        if not self.is_tainted(node, extra):
-            return False
-        if isinstance(node, (ast.GeneratorExp, ast.ListComp, ast.SetComp, ast.DictComp, ast.Lambda,
-                             ast.BoolOp, ast.IfExp)):
-            return False
-        if isinstance(node, ast.UnaryOp):
-            return self.keepable(node.operand, extra)
-        if isinstance(node, ast.Call):
-            func_tainted = self.is_tainted(node.func, extra)
-            if isinstance(node.func, ast.Attribute) and func_tainted and not self.keepable(node.func.value, extra):
-                return False  # a method of something that is itself split: (x >= 0).all()
-            ops = [*node.args, *(k.value for k in node.keywords)]
-            if _root(node.func) in self.student:  # the student's code: untainted arguments are its inputs
-                return all(self.keepable(a, extra) or not self.is_tainted(a, extra) for a in ops)
-            return all(self.keepable(a, extra) for a in ops)
-        if isinstance(node, (ast.Attribute, ast.Subscript, ast.Starred)):
-            return self.keepable(node.value, extra)  # a look-up in untainted data is the expected side
-        ops = self._operands(node)
-        if ops is None:
-            return True
-        return bool(ops) and all(self.keepable(o, extra) for o in ops)
-
     def record_inline(self, node: ast.expr, key: str, extra: frozenset[str]) -> ast.expr:
         """``node`` with each tainted sub-expression wrapped in ``__probe_rec__``."""
         counter = [0]
@@ -295,7 +189,7 @@ class _Cell:
                 if not self.calls_student(elt) and any(isinstance(n, ast.Call) for n in ast.walk(elt)):
                     raise SyntaxError(f"line {node.lineno}: {ast.unparse(elt)[:80]} is computed in the same statement "
                                       "as a call of the student's code; give it a statement of its own (see "
-                                      "course_tools.probes)")
+                                      "course_tools.grading.probes)")
 
     def _raises(self, node: ast.stmt) -> ast.stmt | None:
         """``try: CALL / except E: pass / else: raise ...`` as a record of what CALL raised."""
@@ -351,66 +245,8 @@ class _Cell:
         return out
 
 
-def _headers(node: ast.stmt) -> list[ast.expr]:
-    if isinstance(node, (ast.For, ast.AsyncFor)):
-        return [node.iter]
-    if isinstance(node, (ast.While, ast.If)):
-        return [node.test]
-    if isinstance(node, (ast.With, ast.AsyncWith)):
-        return [i.context_expr for i in node.items]
-    return []
-
-
 def _is_probe(node: ast.AST) -> bool:
     return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in (_TRY, _REC, _RAISES)
-
-
-def _prune(body: list[ast.stmt], needed: set[str]) -> tuple[list[ast.stmt], set[str]]:
-    """Drop untainted statements whose names nothing later reads; ``needed`` holds the names
-    read after ``body``. Returns the kept statements and the names read before them."""
-    kept: list[ast.stmt] = []
-    for node in reversed(body):
-        untainted = getattr(node, "_probe_derived", False)
-        if isinstance(node, (ast.For, ast.AsyncFor, ast.While, ast.If, ast.With, ast.AsyncWith, ast.Try)):
-            inner = set(needed)
-            for name in ("body", "orelse", "finalbody"):
-                if hasattr(node, name):
-                    new_body, got = _prune(getattr(node, name), set(needed) | loaded_in(node, name))
-                    setattr(node, name, new_body)
-                    inner |= got
-            if isinstance(node, ast.Try):
-                for h in node.handlers:
-                    h.body, got = _prune(h.body, set(needed))
-                    inner |= got
-            empty = all(not getattr(node, n, []) for n in ("body", "orelse", "finalbody")) and not (
-                isinstance(node, ast.Try) and any(h.body for h in node.handlers))
-            if untainted and empty:
-                continue
-            if not node.body:
-                node.body = [ast.Pass()]
-            if isinstance(node, ast.Try):
-                for h in node.handlers:
-                    h.body = h.body or [ast.Pass()]
-            needed = inner | {n for h in _headers(node) for n in loaded(h)}
-            kept.append(node)
-            continue
-        names = bound(node)
-        is_def = isinstance(node, (ast.Assign, ast.AugAssign, ast.AnnAssign))
-        if untainted and is_def and not (names & needed):
-            continue
-        if is_def and not isinstance(node, ast.AugAssign):
-            needed = needed - names
-        needed = needed | loaded(node)
-        kept.append(node)
-    return list(reversed(kept)), needed
-
-
-def loaded_in(node: ast.stmt, field: str) -> set[str]:
-    """Names a loop reads again on its next iteration (its own body), so a loop body keeps
-    what a later iteration needs."""
-    if isinstance(node, (ast.For, ast.AsyncFor, ast.While)) and field == "body":
-        return set().union(*(loaded(s) for s in node.body)) if node.body else set()
-    return set()
 
 
 def probe_lab(cells: list[tuple[str, str]]) -> dict[int, tuple[str, list[Check]]]:
@@ -448,77 +284,3 @@ def probe_lab(cells: list[tuple[str, str]]) -> dict[int, tuple[str, list[Check]]
         else:
             needed |= loaded(ast.parse(source))
     return dict(sorted(out.items()))
-
-
-# ---------------------------------------------------------------------------------
-# Records: plain data, compared in the harness
-# ---------------------------------------------------------------------------------
-def plain(value: Any, depth: int = 0) -> Any:
-    """``value`` as JSON data: numbers, strings, lists; tensors and arrays as
-    ``{"nd": shape, "v": flat values}`` (over :data:`FULL_ELEMENTS` elements, a summary:
-    sums and a strided sample of 64); other objects as ``{"type": name}``."""
-    if value is None or isinstance(value, (bool, str)):
-        return value if not isinstance(value, str) else value[:100_000]
-    if isinstance(value, int):
-        return value if abs(value) < 2 ** 53 else {"int": str(value)}
-    if isinstance(value, float):
-        return value if math.isfinite(value) else {"float": repr(value)}
-    if depth > 20:
-        return {"type": "too deep"}
-    mod = type(value).__module__ or ""
-    if mod.startswith(("torch", "numpy")):
-        try:
-            import numpy as np
-            if mod.startswith("torch") and hasattr(value, "detach"):
-                value = value.detach().cpu()
-                if value.is_complex() or str(value.dtype) == "torch.bfloat16":
-                    value = value.double()
-                arr = value.numpy()
-            elif isinstance(value, np.generic):
-                return plain(value.item(), depth + 1)
-            elif isinstance(value, np.ndarray):
-                arr = value
-            elif isinstance(value, tuple):  # torch.Size
-                return [plain(x, depth + 1) for x in value]
-            else:
-                return {"type": f"{mod}.{type(value).__name__}", "str": str(value)[:200]}
-            if arr.dtype == object:
-                return {"nd": list(arr.shape), "v": [plain(x, depth + 1) for x in arr.ravel()[:FULL_ELEMENTS]]}
-            flat = arr.ravel()
-            if flat.size <= FULL_ELEMENTS:
-                return {"nd": list(arr.shape), "v": flat.tolist()}
-            f = flat.astype(np.float64)
-            step = max(flat.size // 64, 1)
-            return {"nd": list(arr.shape), "sum": float(f.sum()), "abssum": float(np.abs(f).sum()),
-                    "sample": flat[::step].tolist()}
-        except Exception as e:  # noqa: BLE001  (the student's objects may break anything)
-            return {"type": f"unreadable {type(e).__name__}"}
-    if isinstance(value, (list, tuple)):
-        return [plain(x, depth + 1) for x in list(value)[:FULL_ELEMENTS]]
-    if isinstance(value, dict):
-        return {"dict": [[plain(k, depth + 1), plain(v, depth + 1)] for k, v in list(value.items())[:FULL_ELEMENTS]]}
-    if isinstance(value, (set, frozenset)):
-        return {"set": sorted((json.dumps(plain(x, depth + 1), sort_keys=True) for x in value))}
-    return {"type": type(value).__name__}
-
-
-def same(a: Any, b: Any) -> bool:
-    """Whether two records (JSON data from :func:`plain`) agree: floats to ``RTOL``/``ATOL``,
-    everything else exactly. Runs only on parsed JSON, so nothing in it is student code."""
-    if isinstance(a, bool) or isinstance(b, bool):
-        return type(a) is type(b) and a == b
-    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
-        if isinstance(a, int) and isinstance(b, int):
-            return a == b
-        return math.isclose(a, b, rel_tol=RTOL, abs_tol=ATOL)
-    if isinstance(a, list) and isinstance(b, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
-    if isinstance(a, dict) and isinstance(b, dict):
-        if a.keys() != b.keys():
-            return False
-        if "abssum" in a:
-            tol = RTOL * max(a["abssum"], b["abssum"]) + ATOL
-            return (a["nd"] == b["nd"] and abs(a["sum"] - b["sum"]) <= tol
-                    and abs(a["abssum"] - b["abssum"]) <= tol and same(a["sample"], b["sample"]))
-        return all(same(a[k], b[k]) for k in a)
-    return type(a) is type(b) and a == b
