@@ -110,11 +110,17 @@ def reward_model_loss(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:
     return bradley_terry_loss(r[:b], r[b:])
 
 
+def pairwise_credit(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> torch.Tensor:
+    """Per pair, shape (N,): 1 where the chosen response gets the higher reward, 0 where the
+    lower, 0.5 for a tie (the items of a paired test such as McNemar's)."""
+    return (r_chosen > r_rejected).float() + 0.5 * (r_chosen == r_rejected).float()
+
+
 def pairwise_accuracy(r_chosen: torch.Tensor, r_rejected: torch.Tensor) -> float:
     """Fraction of pairs where the chosen response gets the higher reward (a tie counts half)."""
     if r_chosen.numel() == 0:
         raise ValueError("pairwise accuracy of no pairs is undefined")
-    return ((r_chosen > r_rejected).float() + 0.5 * (r_chosen == r_rejected).float()).mean().item()
+    return pairwise_credit(r_chosen, r_rejected).mean().item()
 
 
 @torch.no_grad()
@@ -132,13 +138,20 @@ def score(model, tokenizer, prompts: Sequence[str], responses: Sequence[str],
     return torch.cat(out) if out else torch.zeros(0)
 
 
-def preference_accuracy(model, tokenizer, rows: Sequence[Mapping]) -> float:
-    """Pairwise accuracy of the reward model on preference rows (``prompt``, ``chosen``, ``rejected``)."""
+def preference_credit(model, tokenizer, rows: Sequence[Mapping]) -> torch.Tensor:
+    """:func:`pairwise_credit` of the reward model on each preference row, shape (N,)."""
     rows = list(rows)
+    if not rows:
+        raise ValueError("pairwise accuracy of no pairs is undefined")
     prompts = [r["prompt"] for r in rows]
     rc = score(model, tokenizer, prompts, [r["chosen"] for r in rows])
     rr = score(model, tokenizer, prompts, [r["rejected"] for r in rows])
-    return pairwise_accuracy(rc, rr)
+    return pairwise_credit(rc, rr)
+
+
+def preference_accuracy(model, tokenizer, rows: Sequence[Mapping]) -> float:
+    """Pairwise accuracy of the reward model on preference rows (``prompt``, ``chosen``, ``rejected``)."""
+    return preference_credit(model, tokenizer, rows).mean().item()
 
 
 # ---------------------------------------------------------------------------------

@@ -83,3 +83,13 @@ def test_shipped_reward_model_tracks_gold_and_keeps_its_blind_spot():
     hack = "The nice dog is nice and nice and nice."
     r_hack = score(rm, tok, [prompt], [hack])[0]
     assert gold_of(prompt, hack) < gold_of(prompt, good) and r_hack > r[0]
+
+
+def test_pairwise_credit_scores_each_pair_and_averages_to_the_accuracy():
+    import torch
+
+    from course_utils.reward_model import pairwise_accuracy, pairwise_credit
+
+    rc, rr = torch.tensor([2.0, 0.0, 1.0, -1.0]), torch.tensor([1.0, 1.0, 1.0, -3.0])
+    assert pairwise_credit(rc, rr).tolist() == [1.0, 0.0, 0.5, 1.0]
+    assert pairwise_accuracy(rc, rr) == 0.625
