@@ -61,7 +61,7 @@ def peak_mb() -> float:
 
 def _pairs(n: int) -> list[dict]:
     from course_utils.models import load_model
-    from course_utils.reward_model import preference_data
+    from course_utils.alignment.reward_model import preference_data
     sft, tok = load_model("sft")
     return list(preference_data(sft, tok, n, seed=0, prompt_seed=1))
 
@@ -153,7 +153,7 @@ def one(kind: str, impl: str) -> dict:
             if kind == "rm":
                 model, tok = load_model("sft", kind="classifier")
                 if impl == "course":
-                    from course_utils.reward_model import collate_preferences, reward_model_loss, tokenize_preferences
+                    from course_utils.alignment.reward_model import collate_preferences, reward_model_loss, tokenize_preferences
                     data = tokenize_preferences(tok, rows)
                     res = _course_steps_per_second(model, data, lambda b: collate_preferences(b, tok.pad_token_id),
                                                    reward_model_loss)
@@ -170,7 +170,7 @@ def one(kind: str, impl: str) -> dict:
                 model, tok = load_model("sft")
                 ref, _ = load_model("sft")
                 if impl == "course":
-                    from course_utils.dpo import add_reference_logps, collate_pairs, dpo_batch_loss, tokenize_pairs
+                    from course_utils.alignment.dpo import add_reference_logps, collate_pairs, dpo_batch_loss, tokenize_pairs
                     data = add_reference_logps(ref, tokenize_pairs(tok, rows), tok.pad_token_id)
                     res = _course_steps_per_second(model, data, lambda b: collate_pairs(b, tok.pad_token_id),
                                                    lambda m, b: dpo_batch_loss(m, b, 0.5))

@@ -10,7 +10,7 @@ happens only when asked for, in one of three ways:
 * ``COURSE_ALLOW_DOWNLOAD=1`` in the environment (for code that does not pass ``download``).
 
 ``HF_HUB_OFFLINE=1`` forbids downloads whatever is asked. ``python -m course_utils.models
-download NAME`` and ``python -m course_utils.hub_data download NAME`` fetch a model or a data
+download NAME`` and ``python -m course_utils.real.hub_data download NAME`` fetch a model or a data
 set into the cache once; after that it loads offline.
 """
 

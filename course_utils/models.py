@@ -26,9 +26,9 @@ from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassificati
 
 from transformers.utils import logging as hf_logging
 
-from .device import autocast, pick_device
-from .hub import download_advice, download_main, downloads_allowed, hub_offline
-from .tokenizer import chat_prompt
+from course_utils.device import autocast, pick_device
+from course_utils.hub import download_advice, download_main, downloads_allowed, hub_offline
+from course_utils.tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: Checkpoints that ship with the course, by short name.

@@ -51,7 +51,7 @@ shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, then the class
 With ``--model NAME_OR_FOLDER`` (a hub id or a folder saved with ``save_pretrained``) the stages
 ``sft``, ``rm``, ``dpo`` and ``ppo`` run on that model with ``--sft-data`` and ``--preference-data``
 (default ``--stages sft,dpo``; ``ppo`` needs ``rm`` earlier in the command or ``--reward-model``),
-scored on held-out rows without a gold reward; see :mod:`course_utils.real_model`. Hub ids come
+scored on held-out rows without a gold reward; see :mod:`course_utils.real.real_model`. Hub ids come
 from the local Hugging Face cache; ``--download`` allows downloading them.
 """
 
@@ -66,11 +66,11 @@ from pathlib import Path
 
 import torch
 
-from . import world
-from .evaluation import exact_match, format_scores
-from .models import SHIPPED, load_model
-from .pretrain import pack_documents, validation_loss
-from .sft import build_sft_model
+from course_utils import world
+from course_utils.evaluation.tasks import exact_match, format_scores
+from course_utils.models import SHIPPED, load_model
+from course_utils.pretrain import pack_documents, validation_loss
+from course_utils.sft import build_sft_model
 
 
 def stage_base(args: argparse.Namespace) -> dict[str, float]:
@@ -104,7 +104,7 @@ def stage_sft(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_rm(args: argparse.Namespace) -> dict[str, float]:
     """Reward model from simulated preference labels on SFT samples; ``--ship`` puts it in the package."""
-    from .reward_model import build_reward_model
+    from course_utils.alignment.reward_model import build_reward_model
     out = SHIPPED["rm"] if args.ship else Path(args.out) / "rm"
     report = build_reward_model(out, n_prompts=args.rm_prompts, seed=args.seed, policy=checkpoint(args, "sft"))
     args.produced["rm"] = out
@@ -124,7 +124,7 @@ def _policy_ref_rm(args: argparse.Namespace):
 
 def _gold_comparison(policy, ref, rm, tok, args) -> tuple[dict, dict]:
     """Temperature-1 samples of ``ref`` (the SFT model) and ``policy`` on the same held-out prompts and seed."""
-    from .rlhf import evaluate_policy
+    from course_utils.alignment.rlhf import evaluate_policy
     prompts = list(world.open_prompts(seed=args.seed + 50, n=args.eval_prompts)["prompt"])
     before = evaluate_policy(ref, rm, tok, prompts, ref=ref, n_samples=2, seed=args.seed)
     after = evaluate_policy(policy, rm, tok, prompts, ref=ref, n_samples=2, seed=args.seed)
@@ -137,7 +137,7 @@ def _gold_comparison(policy, ref, rm, tok, args) -> tuple[dict, dict]:
 def _gold_gain_and_save(name: str, policy, ref, rm, tok, args, history) -> dict[str, float]:
     """Compare ``policy`` with the SFT model (:func:`_gold_comparison`), save it to ``--out/name``,
     and return ``{name}_gold_gain`` (mean gold after minus before) and ``{name}_kl`` (exact KL, nats)."""
-    from .training import save_checkpoint
+    from course_utils.training import save_checkpoint
     before, after = _gold_comparison(policy, ref, rm, tok, args)
     save_checkpoint(Path(args.out) / name, policy, tok, history=history)
     return {f"{name}_gold_gain": round(after["gold"] - before["gold"], 4), f"{name}_kl": round(after["kl_exact"], 3)}
@@ -145,7 +145,7 @@ def _gold_gain_and_save(name: str, policy, ref, rm, tok, args, history) -> dict[
 
 def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
     """PPO-RLHF from the SFT model against the reward model, with a KL penalty."""
-    from .rlhf import RLHFConfig, train_ppo_rlhf
+    from course_utils.alignment.rlhf import RLHFConfig, train_ppo_rlhf
     policy, ref, rm, tok = _policy_ref_rm(args)
     prompts = list(world.open_prompts(seed=args.seed + 1, n=4000)["prompt"])
     res = train_ppo_rlhf(policy, ref, rm, tok, prompts, RLHFConfig(steps=args.ppo_steps, seed=args.seed))
@@ -154,9 +154,9 @@ def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
     """DPO from the SFT model on simulated preference labels of its samples."""
-    from .dpo import run_dpo
-    from .reward_model import preference_data
-    from .training import TrainConfig
+    from course_utils.alignment.dpo import run_dpo
+    from course_utils.alignment.reward_model import preference_data
+    from course_utils.training import TrainConfig
     policy, ref, rm, tok = _policy_ref_rm(args)
     labels = preference_data(ref, tok, args.dpo_prompts, seed=args.seed, prompt_seed=args.seed + 1)
     cfg = TrainConfig(steps=args.dpo_steps, batch_size=32, lr=args.dpo_lr, warmup_steps=10, log_every=10,
@@ -167,8 +167,8 @@ def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_grpo(args: argparse.Namespace) -> dict[str, float]:
     """GRPO on the addition task: reward 1 for an exact answer, group-relative advantages."""
-    from .grpo import GRPOConfig, sampled_accuracy, train_grpo
-    from .training import save_checkpoint
+    from course_utils.alignment.grpo import GRPOConfig, sampled_accuracy, train_grpo
+    from course_utils.training import save_checkpoint
     policy, tok = load_model(checkpoint(args, "sft"))
     ref, _ = load_model(checkpoint(args, "sft"))
     data = world.make_instruction_data(args.seed)
@@ -187,8 +187,8 @@ def stage_grpo(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_rloo(args: argparse.Namespace) -> dict[str, float]:
     """RLOO from the SFT model against the reward model: leave-one-out baseline, KL penalty in the reward."""
-    from .grpo import GRPOConfig, train_grpo
-    from .reward_model import score
+    from course_utils.alignment.grpo import GRPOConfig, train_grpo
+    from course_utils.alignment.reward_model import score
     policy, ref, rm, tok = _policy_ref_rm(args)
     rows = [{"prompt": p} for p in world.open_prompts(seed=args.seed + 1, n=4000)["prompt"]]
     cfg = GRPOConfig(steps=args.rloo_steps, prompts_per_step=16, group_size=4, max_new_tokens=24,
@@ -199,9 +199,9 @@ def stage_rloo(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_kto(args: argparse.Namespace) -> dict[str, float]:
     """KTO from the SFT model on the DPO stage's preference labels, unpaired into desirable / undesirable."""
-    from .kto import run_kto, unpaired_rows
-    from .reward_model import preference_data
-    from .training import TrainConfig
+    from course_utils.alignment.kto import run_kto, unpaired_rows
+    from course_utils.alignment.reward_model import preference_data
+    from course_utils.training import TrainConfig
     policy, ref, rm, tok = _policy_ref_rm(args)
     labels = preference_data(ref, tok, args.dpo_prompts, seed=args.seed, prompt_seed=args.seed + 1)
     cfg = TrainConfig(steps=args.kto_steps, batch_size=64, lr=args.dpo_lr, warmup_steps=10, log_every=10,
@@ -214,7 +214,7 @@ def stage_qlearning(args: argparse.Namespace) -> dict[str, float]:
     """Q-learning on slippery FrozenLake 4x4, compared with value iteration's optimal policy."""
     import gymnasium as gym
 
-    from . import tabular
+    from course_utils.rl import tabular
     env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)
     P, R = tabular.mdp_arrays(env)
     _, optimal, _, _ = tabular.value_iteration(P, R, gamma=tabular.FROZENLAKE_QLEARNING["gamma"])
@@ -229,7 +229,7 @@ def stage_dqn(args: argparse.Namespace) -> dict[str, float]:
     """DQN on CartPole-v1 with a replay buffer, a target network and the Huber loss."""
     import gymnasium as gym
 
-    from .dqn import DQNConfig, evaluate_q, train_dqn
+    from course_utils.rl.dqn import DQNConfig, evaluate_q, train_dqn
     res = train_dqn(gym.make("CartPole-v1"), DQNConfig(seed=args.seed))
     last = sum(res.returns[-20:]) / len(res.returns[-20:])
     greedy = evaluate_q(gym.make("CartPole-v1"), res.q_net, episodes=20)
@@ -238,8 +238,8 @@ def stage_dqn(args: argparse.Namespace) -> dict[str, float]:
 
 
 def stage_ppo_cartpole(args: argparse.Namespace) -> dict[str, float]:
-    """PPO on CartPole-v1 with the course's PPO core (course_utils.ppo)."""
-    from .policy_gradient import PPOConfig, evaluate_agent, train_ppo
+    """PPO on CartPole-v1 with the course's PPO core (course_utils.rl.ppo)."""
+    from course_utils.rl.policy_gradient import PPOConfig, evaluate_agent, train_ppo
     res = train_ppo(PPOConfig(seed=args.seed))
     last = sum(res.returns[-20:]) / len(res.returns[-20:])
     greedy = evaluate_agent(res.agent, episodes=20)
@@ -282,7 +282,7 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--eval-prompts", type=int, default=200,
                     help="held-out open prompts for the gold comparisons (2 samples each; with --model, "
                          "at most this many held-out prompts for ppo)")
-    from .real_model import STAGES as REAL_STAGES, add_arguments, check_sources
+    from course_utils.real.real_model import STAGES as REAL_STAGES, add_arguments, check_sources
     add_arguments(ap)
     args = ap.parse_args(argv)
     args.produced = {}

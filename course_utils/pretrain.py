@@ -16,10 +16,10 @@ from pathlib import Path
 
 import torch
 
-from . import world
-from .models import SHIPPED, count_parameters, new_tiny_model
-from .tokenizer import train_tokenizer
-from .training import TrainConfig, save_checkpoint, train
+from course_utils import world
+from course_utils.models import SHIPPED, count_parameters, new_tiny_model
+from course_utils.tokenizer import train_tokenizer
+from course_utils.training import TrainConfig, save_checkpoint, train
 
 BLOCK_SIZE = 128
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .training import TrainConfig, TrainResult, train
+from course_utils.training import TrainConfig, TrainResult, train
 
 IGNORE_INDEX = -100
 
@@ -217,10 +217,10 @@ def build_sft_model(out: str | Path, steps: int = 1500, batch_size: int = 32, lr
     split (``n_per_task`` examples per task), and writes the model, tokenizer, training
     history and ``sft_report.json`` to ``out`` atomically. Returns the report.
     """
-    from . import world
-    from .evaluation import exact_match, format_scores
-    from .models import load_model
-    from .training import save_checkpoint
+    from course_utils import world
+    from course_utils.evaluation.tasks import exact_match, format_scores
+    from course_utils.models import load_model
+    from course_utils.training import save_checkpoint
 
     model, tok = load_model("base")
     data = world.make_instruction_data(seed)

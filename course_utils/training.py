@@ -33,8 +33,8 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
-from .device import mixed_precision, pick_device
-from .models import quiet_progress_bars
+from course_utils.device import mixed_precision, pick_device
+from course_utils.models import quiet_progress_bars
 
 
 def set_seed(seed: int) -> None:
@@ -272,7 +272,7 @@ def train(model: torch.nn.Module, data: Sequence, collate: Callable[[list], dict
     model.train()
     plot = None
     if live_plot and accelerator.is_main_process:
-        from .plotting import LiveLossPlot
+        from course_utils.plotting import LiveLossPlot
         plot = LiveLossPlot(title=config.desc)
     result = TrainResult(history=history, steps_done=start)
     # mininterval: at most two redraws a second; a notebook's message channel drops messages

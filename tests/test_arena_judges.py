@@ -5,10 +5,10 @@ import zlib
 import numpy as np
 import pytest
 
-from course_utils.arena import (bradley_terry, bradley_terry_ci, outcomes_from_scores,
+from course_utils.evaluation.arena import (bradley_terry, bradley_terry_ci, outcomes_from_scores,
                                 rank_inversions)
-from course_utils.judges import agreement, length_bias, position_bias, swap_averaged
-from course_utils.uncertainty import bootstrap_ci
+from course_utils.evaluation.judges import agreement, length_bias, position_bias, swap_averaged
+from course_utils.evaluation.uncertainty import bootstrap_ci
 
 
 def _simulate(strengths, n, seed):

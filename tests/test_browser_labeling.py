@@ -20,8 +20,8 @@ def _notebook(path):
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_code_cell(
-        "from course_utils.feedback import PreferenceStore\n"
-        "from course_utils.labeling import PreferenceWidget\n"
+        "from course_utils.alignment.feedback import PreferenceStore\n"
+        "from course_utils.alignment.labeling import PreferenceWidget\n"
         f"pairs = {json.dumps(PAIRS)}\n"
         "PreferenceWidget(pairs, PreferenceStore('labels.jsonl', labeler='tester'))")]
     nbformat.write(nb, path)

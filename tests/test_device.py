@@ -63,7 +63,7 @@ RECORDED_RTOL = 1e-4
 
 def _short_runs() -> tuple[list[float], list[float]]:
     """5 SFT steps on the shipped base model and 3 DPO steps on the shipped SFT model."""
-    from course_utils.dpo import run_dpo
+    from course_utils.alignment.dpo import run_dpo
     from course_utils.models import load_model
     from course_utils.sft import run_sft
     from course_utils.training import TrainConfig

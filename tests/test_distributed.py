@@ -19,7 +19,7 @@ LAUNCHERS = {
 
 @pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
 def test_sft_on_two_processes_keeps_ranks_in_step(tmp_path, launcher):
-    cmd = LAUNCHERS[launcher] + ["-m", "course_utils.distributed", "--steps", "20", "--batch-size", "16",
+    cmd = LAUNCHERS[launcher] + ["-m", "course_utils.real.distributed", "--steps", "20", "--batch-size", "16",
                                  "--out", str(tmp_path)]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env={**os.environ, "OMP_NUM_THREADS": "1"})
     assert run.returncode == 0, run.stderr[-3000:]

@@ -10,11 +10,11 @@ import warnings
 
 import pytest
 
-from course_utils.feedback import (PREFERENCE_SCHEMA, PartialLineWarning, PreferenceStore, SimulatedLabeler,
+from course_utils.alignment.feedback import (PREFERENCE_SCHEMA, PartialLineWarning, PreferenceStore, SimulatedLabeler,
                                    default_labelers, expected_gold_agreement, gold_agreement, gold_of,
                                    inter_labeler_agreement, simulate_labels)
 from course_utils.jsonl import JSONLError
-from course_utils.labeling import PreferenceWidget
+from course_utils.alignment.labeling import PreferenceWidget
 
 PROMPT = "Write a sentence about a dog."
 
@@ -102,8 +102,8 @@ def test_damage_before_the_last_line_is_an_error(tmp_path):
 
 WRITER = textwrap.dedent("""
     import sys
-    from course_utils.feedback import PreferenceStore
-    from course_utils.labeling import PreferenceWidget
+    from course_utils.alignment.feedback import PreferenceStore
+    from course_utils.alignment.labeling import PreferenceWidget
     pairs = [{"pair_id": f"p{i}", "prompt": "Write a sentence about a dog.",
               "a": "The happy dog runs. " * 20, "b": f"A dog {i}."} for i in range(100000)]
     w = PreferenceWidget(pairs, PreferenceStore(sys.argv[1], labeler="me"))

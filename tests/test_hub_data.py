@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from course_utils.hub_data import (DataFormatError, load_preference_rows, load_sft_rows, read_records,
+from course_utils.real.hub_data import (DataFormatError, load_preference_rows, load_sft_rows, read_records,
                                    split_rows)
 from course_utils.jsonl import write_jsonl
 

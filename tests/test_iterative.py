@@ -15,8 +15,8 @@ def models():
 
 
 def test_best_of_k_keeps_the_reward_models_favourite(models):
-    from course_utils.iterative import best_of_k
-    from course_utils.reward_model import score
+    from course_utils.alignment.iterative import best_of_k
+    from course_utils.alignment.reward_model import score
     _, ref, rm, tok = models
     prompts = list(world.open_prompts(seed=7, n=6)["prompt"])
     rows = best_of_k(ref, rm, tok, prompts, k=4, seed=3)
@@ -30,7 +30,7 @@ def test_best_of_k_keeps_the_reward_models_favourite(models):
 
 
 def test_rejection_sampling_and_online_dpo_rounds(models):
-    from course_utils.iterative import online_iterative_dpo, rejection_sampling_finetune
+    from course_utils.alignment.iterative import online_iterative_dpo, rejection_sampling_finetune
     policy, ref, rm, tok = models
     prompts = list(world.open_prompts(seed=8, n=16)["prompt"])
     cfg = TrainConfig(steps=2, batch_size=4, lr=1e-4, log_every=1)

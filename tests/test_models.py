@@ -83,7 +83,7 @@ def test_chat_template_marks_the_assistant_tokens():
 def test_sft_model_follows_instructions_and_base_does_not():
     data = world.make_instruction_data()["test"]
     rows = world.per_task(data, 10)
-    from course_utils.evaluation import exact_match
+    from course_utils.evaluation.tasks import exact_match
     base, tok = load_model("base")
     sft, _ = load_model("sft")
     assert exact_match(base, tok, rows)["mean"] <= 0.05

@@ -181,7 +181,7 @@ def test_a_download_happens_only_when_asked(tmp_path):
 def test_hub_data_sets_come_from_the_cache_only(tmp_path):
     fake_dataset_cache(tmp_path, "course/tiny-prefs")
     res = run_isolated(tmp_path, """
-        from course_utils.hub_data import DataNotFoundError, load_preference_rows
+        from course_utils.real.hub_data import DataNotFoundError, load_preference_rows
         rows = load_preference_rows("course/tiny-prefs")
         try:
             load_preference_rows("nobody/no-such-set")
@@ -195,7 +195,7 @@ def test_hub_data_sets_come_from_the_cache_only(tmp_path):
     assert res["first"]["prompt"] == [{"role": "user", "content": "What colour is the cat?"}]
     said = res["said"]
     assert "could not load the data set 'nobody/no-such-set'" in said and "not in the local Hugging Face cache" in said
-    assert "python -m course_utils.hub_data download nobody/no-such-set" in said and said.count(". ") == 0
+    assert "python -m course_utils.real.hub_data download nobody/no-such-set" in said and said.count(". ") == 0
 
 
 @pytest.mark.parametrize("flags", [["--stages", "sft"], ["--stages", "sft", "--download"]])

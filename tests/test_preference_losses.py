@@ -53,7 +53,7 @@ def dpo_trainer(models, tmp_path_factory):
 @pytest.mark.parametrize("loss_type,beta,eps", [("sigmoid", 0.5, 0.0), ("hinge", 0.5, 0.0), ("ipo", 0.5, 0.0),
                                                 ("ipo", 0.1, 0.0), ("robust", 0.5, 0.2)])
 def test_dpo_loss_types_equal_trl_dpotrainer(models, dpo_trainer, loss_type, beta, eps):
-    from course_utils.dpo import dpo_batch_loss, sequence_logps
+    from course_utils.alignment.dpo import dpo_batch_loss, sequence_logps
     policy, ref, tok = models
     trainer = dpo_trainer
     trainer.loss_types, trainer.loss_weights, trainer.beta, trainer.label_smoothing = [loss_type], [1.0], beta, eps
@@ -73,7 +73,7 @@ def test_cdpo_equals_trl_label_smoothed_sigmoid():
     """TRL 1.16's DPOTrainer has no cDPO; CPOTrainer's label-smoothed sigmoid is the same formula on a margin."""
     from trl.experimental.cpo import CPOTrainer
 
-    from course_utils.dpo import cdpo_loss, robust_dpo_loss
+    from course_utils.alignment.dpo import cdpo_loss, robust_dpo_loss
     g = torch.Generator().manual_seed(0)
     pc, pr, rc, rr = (torch.randn(8, generator=g) * 5 - 20 for _ in range(4))
     fake = type("T", (), {"alpha": 0.0, "loss_type": "sigmoid", "beta": 0.3, "label_smoothing": 0.15,
@@ -91,7 +91,7 @@ def test_cdpo_equals_trl_label_smoothed_sigmoid():
 
 def _course_pair_batch(tok, rows, prefix_keys: bool):
     """The course's tokens of ``rows``, as the course's 2B-row batch or as TRL's experimental chosen_/rejected_ keys."""
-    from course_utils.dpo import collate_pairs, tokenize_pairs
+    from course_utils.alignment.dpo import collate_pairs, tokenize_pairs
     from course_utils.sft import collate_sft
     pairs = tokenize_pairs(tok, rows)
     if not prefix_keys:
@@ -108,7 +108,7 @@ def _course_pair_batch(tok, rows, prefix_keys: bool):
 def test_simpo_equals_trl_cpotrainer(models, tmp_path, cpo_alpha):
     from trl.experimental.cpo import CPOConfig, CPOTrainer
 
-    from course_utils.dpo import dpo_batch_loss
+    from course_utils.alignment.dpo import dpo_batch_loss
     policy, _, tok = models
     config = CPOConfig(output_dir=str(tmp_path), loss_type="simpo", beta=2.0, simpo_gamma=0.8, cpo_alpha=cpo_alpha,
                        per_device_train_batch_size=3, max_length=256, **COMMON)
@@ -128,7 +128,7 @@ def test_orpo_equals_trl_orpotrainer(models, tmp_path):
     (the paper's) only the response, so the totals are compared with each one's own NLL."""
     from trl.experimental.orpo import ORPOConfig, ORPOTrainer
 
-    from course_utils.dpo import dpo_batch_loss, orpo_loss, response_lengths, sequence_logps
+    from course_utils.alignment.dpo import dpo_batch_loss, orpo_loss, response_lengths, sequence_logps
     policy, _, tok = models
     config = ORPOConfig(output_dir=str(tmp_path), beta=0.25, per_device_train_batch_size=3, max_length=256,
                         **COMMON)
@@ -147,7 +147,7 @@ def test_orpo_equals_trl_orpotrainer(models, tmp_path):
 
 
 def test_reference_free_losses_need_no_reference_and_bad_types_fail(models):
-    from course_utils.dpo import run_dpo
+    from course_utils.alignment.dpo import run_dpo
     from course_utils.training import TrainConfig
     policy, _, tok = models
     cfg = TrainConfig(steps=1, batch_size=2, lr=0.0, log_every=1)
@@ -165,8 +165,8 @@ def test_reference_free_losses_need_no_reference_and_bad_types_fail(models):
 def test_kto_equals_trl_ktotrainer(models, tmp_path):
     from trl import KTOConfig, KTOTrainer
 
-    from course_utils.dpo import sequence_logps
-    from course_utils.kto import kto_loss, kto_reference_point, unpaired_rows
+    from course_utils.alignment.dpo import sequence_logps
+    from course_utils.alignment.kto import kto_loss, kto_reference_point, unpaired_rows
     policy, ref, tok = models
     rows = unpaired_rows(ROWS)[:5]                     # 3 desirable, 2 undesirable
     data = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
@@ -193,7 +193,7 @@ def test_kto_equals_trl_ktotrainer(models, tmp_path):
 
 
 def test_kto_data_pairs_every_answer_with_another_prompt(models):
-    from course_utils.kto import collate_unpaired, run_kto, tokenize_unpaired, unpaired_rows
+    from course_utils.alignment.kto import collate_unpaired, run_kto, tokenize_unpaired, unpaired_rows
     from course_utils.training import TrainConfig
     policy, ref, tok = models
     rows = unpaired_rows(ROWS)
@@ -224,7 +224,7 @@ def _reward(completions, **kwargs):
 def test_rloo_advantages_equal_trl_rlootrainer(models, tmp_path):
     from trl import RLOOConfig, RLOOTrainer
 
-    from course_utils.grpo import rloo_advantages
+    from course_utils.alignment.grpo import rloo_advantages
     policy, _, tok = models
     seen = []
 
@@ -249,7 +249,7 @@ def test_rloo_advantages_equal_trl_rlootrainer(models, tmp_path):
 
 def _rollout(models, n=8):
     """Sampled answers to one prompt (no prompt padding, so TRL's positions are the course's)."""
-    from course_utils.rlhf import sample_rollout
+    from course_utils.alignment.rlhf import sample_rollout
     policy, ref, tok = models
     torch.manual_seed(1)
     ro = sample_rollout(policy, None, ref, tok, ["Write a sentence about a dog."] * n, max_new_tokens=12)
@@ -265,8 +265,8 @@ def _rollout(models, n=8):
 def test_rloo_loss_equals_trl_rlootrainer(models, tmp_path):
     from trl import RLOOConfig, RLOOTrainer
 
-    from course_utils.grpo import rloo_loss
-    from course_utils.rlhf import response_logits, token_logp
+    from course_utils.alignment.grpo import rloo_loss
+    from course_utils.alignment.rlhf import response_logits, token_logp
     policy, _, tok = models
     config = RLOOConfig(output_dir=str(tmp_path), num_generations=4, per_device_train_batch_size=8,
                         max_completion_length=12, beta=0.0, epsilon=0.2, **RL_COMMON)
@@ -287,8 +287,8 @@ def test_rloo_loss_equals_trl_rlootrainer(models, tmp_path):
 def test_grpo_loss_types_equal_trl_grpotrainer(models, tmp_path, loss_type, clip_high, correction):
     from trl import GRPOConfig, GRPOTrainer
 
-    from course_utils.grpo import grpo_loss
-    from course_utils.rlhf import response_logits, token_logp
+    from course_utils.alignment.grpo import grpo_loss
+    from course_utils.alignment.rlhf import response_logits, token_logp
     policy, _, tok = models
     config = GRPOConfig(output_dir=str(tmp_path), num_generations=4, per_device_train_batch_size=8,
                         max_completion_length=12, beta=0.04, epsilon=0.2, epsilon_high=clip_high,
@@ -309,7 +309,7 @@ def test_grpo_loss_types_equal_trl_grpotrainer(models, tmp_path, loss_type, clip
 
 
 def test_grpo_aggregations_differ_as_documented():
-    from course_utils.grpo import aggregate_tokens, group_advantages
+    from course_utils.alignment.grpo import aggregate_tokens, group_advantages
     x = torch.tensor([[1.0, 1.0, 1.0, 1.0], [3.0, 0.0, 0.0, 0.0]])
     m = torch.tensor([[1.0, 1.0, 1.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
     assert aggregate_tokens(x, m, "grpo").item() == pytest.approx(2.0)          # (4/4 + 3/1) / 2

@@ -120,7 +120,7 @@ def test_ppo_without_gold_trains_exactly_as_with_it():
     """``gold=None`` only leaves the gold reward out of the log: same rollouts, same updates, same weights."""
     from course_utils import world
     from course_utils.models import load_model
-    from course_utils.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
+    from course_utils.alignment.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
     rm, tok = load_model("rm", kind="classifier")
     ref, _ = load_model("sft")
     prompts = list(world.open_prompts(seed=5, n=40)["prompt"])
@@ -145,7 +145,7 @@ def test_ppo_without_gold_trains_exactly_as_with_it():
 
 
 def test_the_track_says_what_it_needs_in_one_sentence(monkeypatch, capsys):
-    from course_utils import real_model
+    from course_utils.real import real_model
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("COURSE_DEVICE", "cpu")
     monkeypatch.setattr(real_model, "_MISSING", None)
@@ -179,7 +179,7 @@ def test_chapter_16_later_cells_offline_show_only_the_sentence(tmp_path):
 
 
 def test_readme_memory_table_is_the_course_arithmetic():
-    from course_utils.real_model import memory_table, training_memory_gib
+    from course_utils.real.real_model import memory_table, training_memory_gib
     assert memory_table() in (REPO / "README.md").read_text()
     n = 135e6  # chapter 13: 16 bytes per trained parameter, 4 per frozen one
     assert training_memory_gib(n, "SFT") == 16 * n / 2**30

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from course_utils import world
-from course_utils.feedback import gold_of
+from course_utils.alignment.feedback import gold_of
 from course_utils.models import SHIPPED, load_model
-from course_utils.reward_model import (bradley_terry_loss, collate_preferences, gold_preference_pairs,
+from course_utils.alignment.reward_model import (bradley_terry_loss, collate_preferences, gold_preference_pairs,
                                        pairwise_accuracy, preference_accuracy, reward_model_loss,
                                        sample_pairs, score, tokenize_preferences, train_reward_model)
 from course_utils.training import TrainConfig
@@ -88,7 +88,7 @@ def test_shipped_reward_model_tracks_gold_and_keeps_its_blind_spot():
 def test_pairwise_credit_scores_each_pair_and_averages_to_the_accuracy():
     import torch
 
-    from course_utils.reward_model import pairwise_accuracy, pairwise_credit
+    from course_utils.alignment.reward_model import pairwise_accuracy, pairwise_credit
 
     rc, rr = torch.tensor([2.0, 0.0, 1.0, -1.0]), torch.tensor([1.0, 1.0, 1.0, -3.0])
     assert pairwise_credit(rc, rr).tolist() == [1.0, 0.0, 0.5, 1.0]

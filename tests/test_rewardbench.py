@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from course_utils import world
-from course_utils.rewardbench import (CATEGORIES, accuracy_by_category, judge_accuracy_by_category,
+from course_utils.evaluation.rewardbench import (CATEGORIES, accuracy_by_category, judge_accuracy_by_category,
                                       make_benchmark, one_component_pair)
 
 

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import tabular
-from course_utils.dqn import DQNConfig, dqn_target, train_dqn
-from course_utils.policy_gradient import PPOConfig, train_ppo
-from course_utils.ppo import gae, ppo_loss
+from course_utils.rl import tabular
+from course_utils.rl.dqn import DQNConfig, dqn_target, train_dqn
+from course_utils.rl.policy_gradient import PPOConfig, train_ppo
+from course_utils.rl.ppo import gae, ppo_loss
 
 
 @pytest.fixture(scope="module")

@@ -6,11 +6,11 @@ import pytest
 import torch
 
 from course_utils import world
-from course_utils.dpo import collate_pairs, dpo_batch_loss, dpo_loss, sequence_logps, tokenize_pairs, add_reference_logps
-from course_utils.grpo import GRPOConfig, group_advantages, train_grpo
+from course_utils.alignment.dpo import collate_pairs, dpo_batch_loss, dpo_loss, sequence_logps, tokenize_pairs, add_reference_logps
+from course_utils.alignment.grpo import GRPOConfig, group_advantages, train_grpo
 from course_utils.models import load_model
-from course_utils.ppo import gae
-from course_utils.rlhf import (RLHFConfig, ValueHead, exact_kl, kl_k1, kl_k3, sample_rollout, token_advantages,
+from course_utils.rl.ppo import gae
+from course_utils.alignment.rlhf import (RLHFConfig, ValueHead, exact_kl, kl_k1, kl_k3, sample_rollout, token_advantages,
                                token_rewards, train_ppo_rlhf)
 from course_utils.tokenizer import chat_prompt
 

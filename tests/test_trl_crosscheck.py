@@ -47,7 +47,7 @@ def test_course_reward_loss_equals_trl_rewardtrainer(tmp_path):
     """Same model, same pairs: TRL's tokenization and collation give the course's batch, and the same loss."""
     from trl import RewardConfig, RewardTrainer
 
-    from course_utils.reward_model import collate_preferences, reward_model_loss, tokenize_preferences
+    from course_utils.alignment.reward_model import collate_preferences, reward_model_loss, tokenize_preferences
 
     model, tok = load_model("rm", kind="classifier")
     rows = [{"prompt": "Write a sentence about a dog.", "chosen": "The happy dog runs in the park.",
@@ -78,7 +78,7 @@ def test_course_dpo_loss_equals_trl_dpotrainer(tmp_path):
     """Same policy, reference and batch: the course's DPO loss equals DPOTrainer's (sigmoid loss)."""
     from trl import DPOConfig, DPOTrainer
 
-    from course_utils.dpo import dpo_batch_loss, sequence_logps, tokenize_pairs
+    from course_utils.alignment.dpo import dpo_batch_loss, sequence_logps, tokenize_pairs
 
     policy, tok = load_model("sft")
     ref, _ = load_model("base")                      # a reference that differs from the policy
@@ -116,7 +116,7 @@ def test_course_grpo_advantages_equal_trl_grpotrainer(tmp_path):
     """TRL's GRPOTrainer scores a batch of groups; the course's group_advantages of the same rewards agree."""
     from trl import GRPOConfig, GRPOTrainer
 
-    from course_utils.grpo import group_advantages
+    from course_utils.alignment.grpo import group_advantages
 
     policy, tok = load_model("sft")
     seen = []

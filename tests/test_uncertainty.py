@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from course_utils.uncertainty import (binomial_se, bootstrap_ci, mean_ci, paired_bootstrap, t_critical,
+from course_utils.evaluation.uncertainty import (binomial_se, bootstrap_ci, mean_ci, paired_bootstrap, t_critical,
                                       wilson, win_rate)
 
 
@@ -61,7 +61,7 @@ def test_wilson_rejects_impossible_counts():
 
 
 def test_mcnemar_counts_only_disagreements_and_matches_the_binomial_tail():
-    from course_utils.uncertainty import mcnemar
+    from course_utils.evaluation.uncertainty import mcnemar
 
     # 18 items only A right, 4 only B right (chapter 09's comparison), plus agreements that must not matter
     a = [1] * 18 + [0] * 4 + [1] * 50 + [0] * 7 + [0.5] * 3

@@ -7,7 +7,7 @@ of the experiment and returns rows of numbers. ``make experiments`` (or
 ``python -m course_utils.experiments [--only NAME] [--seeds N]``) runs each sweep over its
 seeds and writes every seed's rows, the settings, the code's git revision and the wall time
 to ``course_utils/assets/experiments.json``, which is committed. Chapters read it with
-:func:`load` and plot means with intervals (:mod:`course_utils.uncertainty`) beside their
+:func:`load` and plot means with intervals (:mod:`course_utils.evaluation.uncertainty`) beside their
 own live run.
 
 Each stored sweep also holds a *smoke* row set: seed 0 at a reduced size, which a test
@@ -28,7 +28,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..uncertainty import mean_ci
+from course_utils.evaluation.uncertainty import mean_ci
 
 RESULTS = Path(__file__).resolve().parent.parent / "assets" / "experiments.json"
 Row = dict[str, float | int | str]

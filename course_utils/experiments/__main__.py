@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 
 from tqdm.auto import tqdm
 
-from . import RESULTS, clean_rows, discover, git_revision, write_entry
+from course_utils.experiments import RESULTS, clean_rows, discover, git_revision, write_entry
 
 
 def run_sweep(sw, seeds: list[int], settings: dict | None = None, progress: bool = True) -> tuple[list, float]:

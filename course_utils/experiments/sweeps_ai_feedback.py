@@ -1,6 +1,6 @@
 """Chapter 15 over seeds: AI feedback against human feedback at a known truth.
 
-A pairwise judge (:mod:`course_utils.ai_feedback`) is trained on a small human-labelled set,
+A pairwise judge (:mod:`course_utils.evaluation.ai_feedback`) is trained on a small human-labelled set,
 labels a large pool of pairs, and DPO trains on its labels; against it, DPO on the same pool
 labelled by the simulated humans, and DPO on the small human set alone. The gold reward
 scores every arm the same way.
@@ -11,16 +11,16 @@ from __future__ import annotations
 import functools
 import random
 
-from . import sweep
-from .sweeps_prefs import _models
+from course_utils.experiments import sweep
+from course_utils.experiments.sweeps_prefs import _models
 
 
 @functools.lru_cache(maxsize=2)
 def _pool(n_pairs: int):
     """Unlabelled pairs of SFT samples and the simulated humans' labels of them (fixed across seeds)."""
     from course_utils import world
-    from course_utils.feedback import default_labelers, simulate_labels
-    from course_utils.reward_model import sample_pairs
+    from course_utils.alignment.feedback import default_labelers, simulate_labels
+    from course_utils.alignment.reward_model import sample_pairs
     ref, _, tok = _models()
     pairs = sample_pairs(ref, tok, world.open_prompts(seed=1, n=n_pairs)["prompt"], seed=0, id_prefix="train")
     return pairs, simulate_labels(pairs, default_labelers(seed=0))
@@ -29,7 +29,7 @@ def _pool(n_pairs: int):
 @functools.lru_cache(maxsize=2)
 def _audit_pairs(n_eval: int):
     from course_utils import world
-    from course_utils.reward_model import sample_pairs
+    from course_utils.alignment.reward_model import sample_pairs
     ref, _, tok = _models()
     return sample_pairs(ref, tok, world.open_prompts(seed=50, n=n_eval)["prompt"], seed=3, id_prefix="audit")
 
@@ -46,12 +46,12 @@ def _audit_pairs(n_eval: int):
 def rlaif_vs_rlhf(seed: int, n_small: int, n_large: int, judge_steps: int, dpo_steps: int, beta: float,
                   n_eval: int) -> list[dict]:
     from course_utils import world
-    from course_utils.ai_feedback import LMJudge, ai_labels, train_judge
-    from course_utils.dpo import run_dpo
-    from course_utils.feedback import gold_agreement, gold_of
-    from course_utils.judges import agreement, length_bias, position_bias, swap_averaged
+    from course_utils.evaluation.ai_feedback import LMJudge, ai_labels, train_judge
+    from course_utils.alignment.dpo import run_dpo
+    from course_utils.alignment.feedback import gold_agreement, gold_of
+    from course_utils.evaluation.judges import agreement, length_bias, position_bias, swap_averaged
     from course_utils.models import load_model
-    from course_utils.rlhf import evaluate_policy
+    from course_utils.alignment.rlhf import evaluate_policy
     from course_utils.training import TrainConfig, set_seed
 
     ref, rm, tok = _models()

@@ -8,8 +8,8 @@ rounded to 4 decimals, so the chapter can fit Bradley-Terry scores under either 
 
 from __future__ import annotations
 
-from . import sweep
-from .sweeps_prefs import _labels, _models, _prompts
+from course_utils.experiments import sweep
+from course_utils.experiments.sweeps_prefs import _labels, _models, _prompts
 
 MODELS = ["base", "SFT", "DPO", "PPO", "PPO, no KL penalty", "GRPO", "best-of-4", "best-of-16"]
 
@@ -21,7 +21,7 @@ def _answers(policy, tok, prompts, seed: int = 0) -> list[str]:
 
 def _best_of(ref, rm, tok, prompts, n: int) -> list[str]:
     """The reward model's favourite of ``n`` SFT answers per prompt."""
-    from course_utils.reward_model import score
+    from course_utils.alignment.reward_model import score
     flat = [p for p in prompts for _ in range(n)]
     outs = _answers(ref, tok, flat, seed=7)
     s = score(rm, tok, flat, outs, batch_size=256).view(len(prompts), n)
@@ -39,12 +39,12 @@ def _best_of(ref, rm, tok, prompts, n: int) -> list[str]:
 def arena(seed: int, n_prompts: int, dpo_steps: int, ppo_steps: int, ppo_nokl_steps: int, grpo_steps: int,
           n_pairs: int) -> list[dict]:
     from course_utils import world
-    from course_utils.dpo import run_dpo
-    from course_utils.feedback import gold_of
-    from course_utils.grpo import GRPOConfig, train_grpo
+    from course_utils.alignment.dpo import run_dpo
+    from course_utils.alignment.feedback import gold_of
+    from course_utils.alignment.grpo import GRPOConfig, train_grpo
     from course_utils.models import load_model
-    from course_utils.reward_model import score
-    from course_utils.rlhf import RLHFConfig, train_ppo_rlhf
+    from course_utils.alignment.reward_model import score
+    from course_utils.alignment.rlhf import RLHFConfig, train_ppo_rlhf
     from course_utils.training import TrainConfig, set_seed
 
     ref, rm, tok = _models()

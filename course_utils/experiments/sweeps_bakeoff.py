@@ -38,7 +38,7 @@ import math
 import time
 from dataclasses import replace
 
-from . import sweep
+from course_utils.experiments import sweep
 
 #: One setting per method (declared, not tuned on the gold reward).
 METHODS = ("SFT", "best-of-4", "best-of-16", "PPO", "DPO", "IPO", "cDPO", "robust DPO", "SimPO", "ORPO", "KTO",
@@ -78,8 +78,8 @@ def _tax_rows(n_tax: int):
 
 def measure(policy, n_eval: int, n_tax: int) -> dict:
     """Gold, proxy, exact KL to SFT and length of 2 answers to each held-out prompt; instruction exact match."""
-    from course_utils.evaluation import exact_match
-    from course_utils.rlhf import evaluate_policy
+    from course_utils.evaluation.tasks import exact_match
+    from course_utils.alignment.rlhf import evaluate_policy
     ref, rm, tok = _models()
     e = evaluate_policy(policy, rm, tok, _eval_prompts(n_eval), ref=ref, n_samples=2, seed=0)
     em = exact_match(policy, tok, _tax_rows(n_tax))["mean"]
@@ -91,9 +91,9 @@ def best_of_n_rows(ns: list[int], n_eval: int, sft_exact_match: float) -> list[d
     """Best-of-n by the reward model over SFT answers, 2 draws per held-out prompt (as the others' 2 answers)."""
     import torch
 
-    from course_utils.feedback import gold_of
+    from course_utils.alignment.feedback import gold_of
     from course_utils.models import generate
-    from course_utils.reward_model import score
+    from course_utils.alignment.reward_model import score
     ref, rm, tok = _models()
     n_max = max(ns)
     draws = [p for p in _eval_prompts(n_eval) for _ in range(2)]
@@ -118,13 +118,13 @@ def best_of_n_rows(ns: list[int], n_eval: int, sft_exact_match: float) -> list[d
 def train_method(method: str, seed: int, n_pairs: int, epochs: int, n_answers: int, rounds: int, labels):
     """Train one method from a fresh SFT copy; return (policy, budget fields)."""
     from course_utils import world
-    from course_utils.dpo import run_dpo
-    from course_utils.grpo import GRPOConfig, train_grpo
-    from course_utils.iterative import online_iterative_dpo, rejection_sampling_finetune
-    from course_utils.kto import run_kto, unpaired_rows
+    from course_utils.alignment.dpo import run_dpo
+    from course_utils.alignment.grpo import GRPOConfig, train_grpo
+    from course_utils.alignment.iterative import online_iterative_dpo, rejection_sampling_finetune
+    from course_utils.alignment.kto import run_kto, unpaired_rows
     from course_utils.models import load_model
-    from course_utils.reward_model import score
-    from course_utils.rlhf import RLHFConfig, train_ppo_rlhf
+    from course_utils.alignment.reward_model import score
+    from course_utils.alignment.rlhf import RLHFConfig, train_ppo_rlhf
     from course_utils.training import TrainConfig, set_seed
 
     ref, rm, tok = _models()
@@ -184,7 +184,7 @@ def bakeoff(seed: int, methods, n_pairs: int, epochs: int, n_answers: int, round
             timing: bool = True) -> list[dict]:
     """One seed of the bake-off: one row per method (module docstring)."""
     from course_utils.models import quiet_progress_bars
-    from course_utils.reward_model import preference_data
+    from course_utils.alignment.reward_model import preference_data
     from course_utils.training import set_seed
 
     unknown = [m for m in methods if m not in METHODS]

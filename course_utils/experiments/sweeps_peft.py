@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 import warnings
 
-from . import sweep
+from course_utils.experiments import sweep
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 GRID = {"soft prompt": [0.003, 0.03, 0.3], "LoRA": [0.001, 0.003, 0.01], "full FT": [0.0003, 0.001, 0.003]}
@@ -38,7 +38,7 @@ def train_one(method: str, lr: float, seed: int, steps: int, batch_size: int, n_
     from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
     from course_utils import world
-    from course_utils.evaluation import exact_match
+    from course_utils.evaluation.tasks import exact_match
     from course_utils.models import load_model
     from course_utils.sft import run_sft
     from course_utils.training import TrainConfig, set_seed

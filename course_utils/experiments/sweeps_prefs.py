@@ -6,7 +6,7 @@ from __future__ import annotations
 import functools
 import math
 
-from . import sweep
+from course_utils.experiments import sweep
 
 
 @functools.lru_cache(maxsize=1)
@@ -20,7 +20,7 @@ def _models():
 @functools.lru_cache(maxsize=2)
 def _labels(n_pairs: int):
     """Chapter 11's preference pairs (fixed across seeds: the seed varies the training, not the data)."""
-    from course_utils.reward_model import preference_data
+    from course_utils.alignment.reward_model import preference_data
     ref, _, tok = _models()
     return preference_data(ref, tok, n_pairs, seed=0, prompt_seed=1)
 
@@ -41,9 +41,9 @@ def _prompts(n_eval: int):
        seeds=3)
 def ppo_dpo_frontier(seed: int, dpo_betas, dpo_steps: int, ppo_coefs, ppo_steps: int, n_pairs: int,
                      n_eval: int) -> list[dict]:
-    from course_utils.dpo import run_dpo
+    from course_utils.alignment.dpo import run_dpo
     from course_utils.models import load_model
-    from course_utils.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
+    from course_utils.alignment.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
     from course_utils.training import TrainConfig, set_seed
 
     ref, rm, tok = _models()
@@ -78,7 +78,7 @@ def ppo_dpo_frontier(seed: int, dpo_betas, dpo_steps: int, ppo_coefs, ppo_steps:
        settings={"steps": 40}, smoke={"steps": 2}, seeds=5)
 def grpo_pairs(seed: int, steps: int) -> list[dict]:
     from course_utils import world
-    from course_utils.grpo import GRPOConfig, sampled_accuracy, train_grpo
+    from course_utils.alignment.grpo import GRPOConfig, sampled_accuracy, train_grpo
     from course_utils.models import generate, load_model
     from course_utils.training import set_seed
 
@@ -125,7 +125,7 @@ def _sentiment_stats(model, tok):
        smoke={"runs": [[0.1, 2], [0.0, 2]], "n_eval": 8}, seeds=3)
 def overoptimisation(seed: int, runs, n_eval: int) -> list[dict]:
     from course_utils.models import load_model
-    from course_utils.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
+    from course_utils.alignment.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
     from course_utils.training import set_seed
 
     ref, rm, tok = _models()
@@ -158,9 +158,9 @@ def overoptimisation(seed: int, runs, n_eval: int) -> list[dict]:
 def best_of_n(seed: int, n_prompts: int, n_max: int) -> list[dict]:
     import torch
 
-    from course_utils.feedback import gold_of
+    from course_utils.alignment.feedback import gold_of
     from course_utils.models import generate
-    from course_utils.reward_model import score
+    from course_utils.alignment.reward_model import score
 
     ref, rm, tok = _models()
     _, eval_prompts = _prompts(200)

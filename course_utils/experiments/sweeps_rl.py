@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import sweep
+from course_utils.experiments import sweep
 
 
 # ---------------------------------------------------------------------------------------------
@@ -19,7 +19,7 @@ from . import sweep
 def frozenlake_knobs(seed: int, episodes: int, eval_episodes: int) -> list[dict]:
     import gymnasium as gym
 
-    from course_utils import tabular
+    from course_utils.rl import tabular
     env = gym.make("FrozenLake-v1", map_name="4x4", is_slippery=True)
     arms = [(0.1, 0.0), (0.1, 0.2), (0.02, 0.2), (0.5, 0.2), (1.0, 0.2)]
     rows = []
@@ -40,7 +40,7 @@ def frozenlake_knobs(seed: int, episodes: int, eval_episodes: int) -> list[dict]
 def dqn_seeds(seed: int, total_steps: int, eval_episodes: int) -> list[dict]:
     import gymnasium as gym
 
-    from course_utils.dqn import DQNConfig, evaluate_q, train_dqn
+    from course_utils.rl.dqn import DQNConfig, evaluate_q, train_dqn
     result = train_dqn(gym.make("CartPole-v1"), DQNConfig(total_steps=total_steps, seed=seed), progress=False)
     greedy = evaluate_q(gym.make("CartPole-v1"), result.q_net, episodes=eval_episodes)
     return [{"arm": "dqn", "greedy_return": float(np.mean(greedy)), "greedy_min": float(np.min(greedy)),

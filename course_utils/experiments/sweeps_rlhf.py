@@ -16,7 +16,7 @@ models' batch order.
 
 from __future__ import annotations
 
-from . import sweep
+from course_utils.experiments import sweep
 
 PROBE_PROMPT = "Write a sentence about a dog."
 PROBE_GOOD = "The happy dog runs in the park."
@@ -37,11 +37,11 @@ def repeats_a_word(answer: str) -> bool:
        smoke={"ppo_steps": 2, "n_old": 32, "n_new": 32, "n_test": 64}, seeds=4)
 def rlhf_iteration(seed: int, ppo_steps: int, n_old: int, n_new: int, n_test: int) -> list[dict]:
     from course_utils import world
-    from course_utils.feedback import default_labelers, simulate_labels
+    from course_utils.alignment.feedback import default_labelers, simulate_labels
     from course_utils.models import load_model, quiet_progress_bars
-    from course_utils.reward_model import (gold_preference_pairs, preference_accuracy, preference_data,
+    from course_utils.alignment.reward_model import (gold_preference_pairs, preference_accuracy, preference_data,
                                            sample_pairs, score, train_reward_model)
-    from course_utils.rlhf import RLHFConfig, train_ppo_rlhf
+    from course_utils.alignment.rlhf import RLHFConfig, train_ppo_rlhf
     from course_utils.training import TrainConfig, set_seed
 
     set_seed(seed)

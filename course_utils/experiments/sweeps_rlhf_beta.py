@@ -10,7 +10,7 @@ evaluation. A seed changes the PPO run's sampling and batch order only.
 
 from __future__ import annotations
 
-from . import sweep
+from course_utils.experiments import sweep
 
 
 @sweep("rlhf_kl_coef", chapter="10",
@@ -21,7 +21,7 @@ from . import sweep
 def rlhf_kl_coef(seed: int, steps: int, kl_coefs: list[float]) -> list[dict]:
     from course_utils import world
     from course_utils.models import load_model
-    from course_utils.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
+    from course_utils.alignment.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
     from course_utils.training import set_seed
 
     ref, tok = load_model("sft")

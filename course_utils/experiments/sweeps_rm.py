@@ -7,7 +7,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import sweep
+from course_utils.experiments import sweep
 
 
 @lru_cache(maxsize=4)
@@ -15,7 +15,7 @@ def _pairs(n_train: int, n_test: int):
     """Chapter 09's training and test pairs (the SFT model's samples; the same for every seed)."""
     from course_utils import world
     from course_utils.models import load_model
-    from course_utils.reward_model import sample_pairs
+    from course_utils.alignment.reward_model import sample_pairs
     policy, tok = load_model("sft")
     train = sample_pairs(policy, tok, world.open_prompts(seed=1, n=n_train)["prompt"], seed=0, id_prefix="train")
     test = sample_pairs(policy, tok, world.open_prompts(seed=2, n=n_test)["prompt"], seed=1, id_prefix="test")
@@ -30,8 +30,8 @@ def _pairs(n_train: int, n_test: int):
        settings={"n_train": 2000, "n_test": 600, "counts": [250, 1000, 2000], "steps": 62},
        smoke={"n_train": 60, "n_test": 40, "counts": [30, 60], "steps": 3}, seeds=3)
 def rm_labels(seed: int, n_train: int, n_test: int, counts: list, steps: int) -> list[dict]:
-    from course_utils.feedback import SimulatedLabeler, default_labelers, gold_agreement, simulate_labels
-    from course_utils.reward_model import gold_preference_pairs, preference_accuracy, train_reward_model
+    from course_utils.alignment.feedback import SimulatedLabeler, default_labelers, gold_agreement, simulate_labels
+    from course_utils.alignment.reward_model import gold_preference_pairs, preference_accuracy, train_reward_model
     from course_utils.training import TrainConfig, set_seed
 
     train_pairs, test_pairs = _pairs(n_train, n_test)

@@ -10,7 +10,7 @@ training examples are drawn (and, for replay, which pretraining documents are mi
 
 from __future__ import annotations
 
-from . import sweep
+from course_utils.experiments import sweep
 
 PROMPT_WEIGHT = 0.1  # the third arm of sft_masking: prompt tokens labelled, each counting 0.1
 
@@ -77,7 +77,7 @@ def sft_masking(seed: int, steps: int, batch_size: int, n_eval: int) -> list[dic
     import torch
 
     from course_utils import world
-    from course_utils.evaluation import exact_match
+    from course_utils.evaluation.tasks import exact_match
     from course_utils.models import load_model
     from course_utils.sft import collate_sft, run_sft, tokenize_chat
     from course_utils.training import TrainConfig, set_seed, train
@@ -116,7 +116,7 @@ def sft_masking(seed: int, steps: int, batch_size: int, n_eval: int) -> list[dic
        smoke={"steps": 10, "n_eval": 4, "replay_docs": 100}, seeds=3)
 def sft_replay(seed: int, steps: int, batch_size: int, replay_docs: int, n_eval: int) -> list[dict]:
     from course_utils import world
-    from course_utils.evaluation import exact_match
+    from course_utils.evaluation.tasks import exact_match
     from course_utils.models import load_model
     from course_utils.sft import run_sft
     from course_utils.training import TrainConfig, set_seed

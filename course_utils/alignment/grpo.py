@@ -9,7 +9,7 @@ each with a program (here: is the sum right?), and use the group as the baseline
 
 with ``rho`` the token probability ratio to the policy that sampled the group (1 on the
 first pass; the clipped objective is the shared PPO core's) and ``k3`` the KL estimator of
-:mod:`course_utils.rlhf`. ``std`` is the unbiased standard deviation, as in TRL's
+:mod:`course_utils.alignment.rlhf`. ``std`` is the unbiased standard deviation, as in TRL's
 ``GRPOTrainer``; a group whose answers are all right (or all wrong) has zero advantage,
 so its policy term is zero and only the KL term moves it. ``mean_tokens`` averages over
 every answer token of the batch (the DAPO / TRL ``loss_type="bnpo"``-style aggregation),
@@ -65,9 +65,9 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .ppo import clipped_surrogate, masked_mean, ppo_loss
-from .rlhf import kl_k1, kl_k3, response_logits, sample_rollout
-from .world import check_answer
+from course_utils.rl.ppo import clipped_surrogate, masked_mean, ppo_loss
+from course_utils.alignment.rlhf import kl_k1, kl_k3, response_logits, sample_rollout
+from course_utils.world import check_answer
 
 
 def group_advantages(rewards: torch.Tensor, group_size: int, eps: float = 1e-4,
@@ -257,7 +257,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
 def sampled_accuracy(policy, tokenizer, rows: Sequence[Mapping], n_samples: int = 4, temperature: float = 1.0,
                      seed: int = 0, max_new_tokens: int = 12) -> float:
     """Share of ``n_samples`` sampled answers per row that are exactly right (pass@1 at ``temperature``)."""
-    from .models import generate
+    from course_utils.models import generate
     prompts = [r["prompt"] for r in rows for _ in range(n_samples)]
     targets = [r["response"] for r in rows for _ in range(n_samples)]
     outs = generate(policy, tokenizer, prompts, max_new_tokens=max_new_tokens, temperature=temperature,

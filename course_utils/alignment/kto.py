@@ -30,9 +30,9 @@ from collections.abc import Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
-from .dpo import sequence_logps
-from .sft import collate_sft, tokenize_chat
-from .training import TrainConfig, TrainResult, train
+from course_utils.alignment.dpo import sequence_logps
+from course_utils.sft import collate_sft, tokenize_chat
+from course_utils.training import TrainConfig, TrainResult, train
 
 
 def kto_loss(logps: torch.Tensor, ref_logps: torch.Tensor, desirable: torch.Tensor, kl: torch.Tensor,

@@ -20,7 +20,7 @@ category          edit to the chosen answer                                   co
 
 :func:`accuracy_by_category` then gives, per category, the share of pairs a scorer puts
 the right way round, with a Wilson 95% interval; :func:`judge_accuracy_by_category` does the
-same for a pairwise judge (:mod:`course_utils.judges`), asked in both orders.
+same for a pairwise judge (:mod:`course_utils.evaluation.judges`), asked in both orders.
 """
 
 from __future__ import annotations
@@ -32,9 +32,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 import numpy as np
 from datasets import Dataset
 
-from . import world
-from .judges import Judge, swap_averaged
-from .uncertainty import Interval, wilson
+from course_utils import world
+from course_utils.evaluation.judges import Judge, swap_averaged
+from course_utils.evaluation.uncertainty import Interval, wilson
 
 CATEGORIES = {"subject": "mentions_subject", "tone": "tone", "repetition": "repetition",
               "length": "length", "ending": "ending"}

@@ -10,7 +10,7 @@ with values in [0, 1]; its *decision* on one item is "first" when the value is a
 world knows, because its gold reward is a perfect human:
 
 * **agreement**: on pairs whose gold rewards differ, how often the judge picks the higher-gold
-  answer (a Wilson interval, :func:`course_utils.uncertainty.wilson`);
+  answer (a Wilson interval, :func:`course_utils.evaluation.uncertainty.wilson`);
 * **position bias**: each pair is judged in both orders; an unbiased judge picks the
   first-shown answer in half of all decisions. ``first_shown_rate`` is that share;
   ``consistency`` is the share of pairs where both orders pick the *same answer*;
@@ -29,7 +29,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from .uncertainty import Interval, wilson
+from course_utils.evaluation.uncertainty import Interval, wilson
 
 Judge = Callable[[list[str], list[str], list[str]], np.ndarray]
 

@@ -1,4 +1,4 @@
-"""The course's SFT on several processes: ``torchrun --nproc_per_node N -m course_utils.distributed``.
+"""The course's SFT on several processes: ``torchrun --nproc_per_node N -m course_utils.real.distributed``.
 
 The training loop (:func:`training.train`) runs through Hugging Face Accelerate, so the
 same code trains on one CPU, one GPU, or N processes started by ``torchrun`` or
@@ -7,8 +7,8 @@ averaged across processes (gloo on CPUs, NCCL on GPUs), and all ranks end with t
 weights. This script fine-tunes the shipped base model on the instruction data and writes,
 per rank, the loss history and a fingerprint of the final weights to ``--out``::
 
-    torchrun --standalone --nproc_per_node 2 -m course_utils.distributed --steps 30 --out runs/ddp
-    accelerate launch --multi_gpu --num_processes 2 -m course_utils.distributed ...   # CPUs too
+    torchrun --standalone --nproc_per_node 2 -m course_utils.real.distributed --steps 30 --out runs/ddp
+    accelerate launch --multi_gpu --num_processes 2 -m course_utils.real.distributed ...   # CPUs too
 
 (``accelerate launch --cpu --num_processes 2`` silently starts a single process.)
 On one machine with several GPUs, the same ``torchrun`` line uses one GPU per process; on
@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 
-from . import world
-from .models import load_model
-from .sft import run_sft
-from .training import TrainConfig
+from course_utils import world
+from course_utils.models import load_model
+from course_utils.sft import run_sft
+from course_utils.training import TrainConfig
 
 
 def fingerprint(model: torch.nn.Module) -> str:

@@ -10,7 +10,7 @@ next pair is shown, so closing the notebook, a kernel crash or a power cut loses
 the click in progress. Opening the widget again on the same file resumes at the first
 pair this labeler has not judged.
 
->>> from course_utils.feedback import PreferenceStore                      # doctest: +SKIP
+>>> from course_utils.alignment.feedback import PreferenceStore                      # doctest: +SKIP
 >>> PreferenceWidget(pairs, PreferenceStore("data/my_labels.jsonl", labeler="me"))  # doctest: +SKIP
 """
 
@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 
 import ipywidgets as widgets
 
-from .feedback import PreferenceStore
+from course_utils.alignment.feedback import PreferenceStore
 
 #: Keyboard shortcuts: key -> action.
 KEYS = {"a": "a", "b": "b", "t": "tie", "s": "skip", "u": "undo"}

@@ -38,8 +38,8 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from . import world
-from .jsonl import JSONLError, json_lines, validate_row
+from course_utils import world
+from course_utils.jsonl import JSONLError, json_lines, validate_row
 
 #: The fields of one line of a preference file, with their types.
 PREFERENCE_SCHEMA: dict[str, type] = {

@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from datasets import Dataset
 
-from .models import generate, load_model
-from .training import TrainConfig, TrainResult, save_checkpoint, train
+from course_utils.models import generate, load_model
+from course_utils.training import TrainConfig, TrainResult, save_checkpoint, train
 
 
 # ---------------------------------------------------------------------------------
@@ -55,7 +55,7 @@ def tokenize_response(tokenizer, prompt, response: str) -> list[int]:
 
     ``prompt`` is a user message or a list of messages (a multi-turn history).
     """
-    from .sft import chat_messages
+    from course_utils.sft import chat_messages
     return list(tokenizer.apply_chat_template(chat_messages(prompt, response),
                                               tokenize=True, return_dict=True)["input_ids"])
 
@@ -173,7 +173,7 @@ def train_reward_model(rows: Iterable[Mapping], config: TrainConfig, init: str =
 
 def gold_preference_pairs(pairs: Iterable[Mapping]) -> list[dict]:
     """Pairs as preference rows ordered by the *gold* reward; gold ties left out."""
-    from .feedback import gold_of
+    from course_utils.alignment.feedback import gold_of
     rows = []
     for p in pairs:
         ga, gb = gold_of(p["prompt"], p["a"]), gold_of(p["prompt"], p["b"])
@@ -190,8 +190,8 @@ def preference_data(policy, tokenizer, n_prompts: int, betas: Sequence[float] = 
 
     The course's standard preference data: the reward model (and DPO) train on it.
     """
-    from . import world
-    from .feedback import default_labelers, simulate_labels
+    from course_utils import world
+    from course_utils.alignment.feedback import default_labelers, simulate_labels
     prompts = world.open_prompts(seed=prompt_seed, n=n_prompts)["prompt"]
     pairs = sample_pairs(policy, tokenizer, prompts, seed=seed, id_prefix=id_prefix)
     return simulate_labels(pairs, default_labelers(betas, seed))
@@ -207,8 +207,8 @@ def build_reward_model(out: str | Path, n_prompts: int = 4000, epochs: float = 2
     fresh samples and against the labelers' labels of the same pairs (gold ties left out), and
     the labelers' own agreement with gold on the training pairs. Returns the report.
     """
-    from . import world
-    from .feedback import default_labelers, gold_agreement, simulate_labels
+    from course_utils import world
+    from course_utils.alignment.feedback import default_labelers, gold_agreement, simulate_labels
 
     sft, tok = load_model(policy)
     labels = preference_data(sft, tok, n_prompts, betas, seed=seed, prompt_seed=seed + 1)

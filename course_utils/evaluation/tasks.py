@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 
-from .models import generate
-from .world import check_answer
+from course_utils.models import generate
+from course_utils.world import check_answer
 
 
 def exact_match(model, tokenizer, rows: Iterable[Mapping], max_new_tokens: int = 24,

@@ -45,8 +45,8 @@ from collections.abc import Iterable, Mapping
 import torch
 import torch.nn.functional as F
 
-from .sft import IGNORE_INDEX, collate_sft, tokenize_chat
-from .training import TrainConfig, TrainResult, train
+from course_utils.sft import IGNORE_INDEX, collate_sft, tokenize_chat
+from course_utils.training import TrainConfig, TrainResult, train
 
 
 def sequence_logps(model, batch: Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -2,7 +2,7 @@
 
 The policy pi_theta(a | s) is a categorical distribution over actions from a small MLP; a
 second head estimates V(s). Rollouts of ``n_steps`` steps from ``n_envs`` copies of the
-environment give advantages by GAE; :func:`course_utils.ppo.ppo_update` then takes several
+environment give advantages by GAE; :func:`course_utils.rl.ppo.ppo_update` then takes several
 epochs of clipped minibatch steps (the same core that tunes the language model later).
 """
 
@@ -14,7 +14,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from .ppo import gae, ppo_update
+from course_utils.rl.ppo import gae, ppo_update
 
 
 class ActorCritic(torch.nn.Module):

@@ -41,11 +41,11 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from . import world
-from .ppo import gae, ppo_update
-from .reward_model import score
-from .device import autocast, to_device
-from .tokenizer import chat_prompt
+from course_utils import world
+from course_utils.rl.ppo import gae, ppo_update
+from course_utils.alignment.reward_model import score
+from course_utils.device import autocast, to_device
+from course_utils.tokenizer import chat_prompt
 
 
 # ---------------------------------------------------------------------------------

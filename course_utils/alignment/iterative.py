@@ -31,7 +31,7 @@ from dataclasses import replace
 
 import torch
 
-from .training import TrainConfig
+from course_utils.training import TrainConfig
 
 
 @torch.no_grad()
@@ -42,8 +42,8 @@ def best_of_k(policy, reward_model, tokenizer, prompts: Sequence[str], k: int, s
     Returns one row per prompt: ``prompt``, ``response`` (the best answer), ``score`` (its
     reward-model score) and ``mean_score`` (the mean over the ``k`` answers).
     """
-    from .models import generate
-    from .reward_model import score
+    from course_utils.models import generate
+    from course_utils.alignment.reward_model import score
     if k < 1 or not prompts:
         raise ValueError(f"best_of_k needs k >= 1 and at least one prompt (k={k}, {len(prompts)} prompts)")
     flat = [p for p in prompts for _ in range(k)]
@@ -66,7 +66,7 @@ def rejection_sampling_finetune(policy, reward_model, tokenizer, prompts: Sequen
     ``mean_score`` (the reward model's mean over all sampled answers: how the policy did
     before this round's update), ``sft_loss`` (last logged loss).
     """
-    from .sft import run_sft
+    from course_utils.sft import run_sft
     if rounds * prompts_per_round > len(prompts):
         raise ValueError(f"{rounds} rounds of {prompts_per_round} prompts need {rounds * prompts_per_round} "
                          f"prompts; got {len(prompts)}")
@@ -95,10 +95,10 @@ def online_iterative_dpo(policy, ref, tokenizer, prompts: Sequence[str], rounds:
     row per round: ``round``, ``pairs`` (labelled), ``answers`` (sampled), ``gold_agreement``
     of the labels, ``dpo_loss`` (last logged loss).
     """
-    from .dpo import run_dpo
-    from .feedback import default_labelers, gold_agreement, simulate_labels
-    from .models import quiet_progress_bars
-    from .reward_model import sample_pairs
+    from course_utils.alignment.dpo import run_dpo
+    from course_utils.alignment.feedback import default_labelers, gold_agreement, simulate_labels
+    from course_utils.models import quiet_progress_bars
+    from course_utils.alignment.reward_model import sample_pairs
     if rounds * pairs_per_round > len(prompts):
         raise ValueError(f"{rounds} rounds of {pairs_per_round} prompts need {rounds * pairs_per_round} "
                          f"prompts; got {len(prompts)}")

@@ -14,10 +14,10 @@ answer position (shape ``(vocab,)`` per pair)::
 
     P(first is better) = exp(z_A) / (exp(z_A) + exp(z_B))
 
-so :class:`LMJudge` is a judge in the sense of :mod:`course_utils.judges` and can be audited
+so :class:`LMJudge` is a judge in the sense of :mod:`course_utils.evaluation.judges` and can be audited
 for agreement, position and length bias there. :func:`ai_labels` then labels any number of
 fresh pairs with it, in the same row format as the simulated human labelers
-(:func:`course_utils.feedback.simulate_labels`), ready for DPO or a reward model.
+(:func:`course_utils.alignment.feedback.simulate_labels`), ready for DPO or a reward model.
 """
 
 from __future__ import annotations
@@ -29,11 +29,11 @@ import numpy as np
 import torch
 from datasets import Dataset
 
-from .feedback import now
-from .judges import Judge, swap_averaged
-from .sft import run_sft
-from .tokenizer import chat_prompt
-from .training import TrainConfig, TrainResult
+from course_utils.alignment.feedback import now
+from course_utils.evaluation.judges import Judge, swap_averaged
+from course_utils.sft import run_sft
+from course_utils.tokenizer import chat_prompt
+from course_utils.training import TrainConfig, TrainResult
 
 JUDGE_QUESTION = "Which answer is better, A or B?"
 
@@ -105,7 +105,7 @@ def ai_labels(judge: Judge, pairs: Iterable[Mapping], name: str = "judge",
     """Label ``pairs`` (``pair_id``, ``prompt``, ``a``, ``b``) with a judge's decisions.
 
     The judge prefers ``a`` when ``P(a better) > 1/2`` (with ``swap=True``, the swap-averaged
-    probability); rows match :func:`course_utils.feedback.simulate_labels`, ``labeler`` =
+    probability); rows match :func:`course_utils.alignment.feedback.simulate_labels`, ``labeler`` =
     ``name`` and ``source`` saying it is AI feedback.
     """
     pairs = list(pairs)

@@ -31,7 +31,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .uncertainty import Interval
+from course_utils.evaluation.uncertainty import Interval
 
 ELO_SCALE = 400 / np.log(10)
 

@@ -46,17 +46,17 @@ from pathlib import Path
 
 import torch
 
-from .device import autocast, describe, pick_device
-from .hub import hub_offline
-from .hub_data import DataFormatError, load_preference_rows, load_sft_rows, split_rows
-from .models import ModelNotFoundError, generate, load_model, load_tokenizer, resolve
-from .sft import collate_sft, tokenize_chat, tokenize_rows
-from .training import TrainConfig, save_checkpoint
+from course_utils.device import autocast, describe, pick_device
+from course_utils.hub import hub_offline
+from course_utils.real.hub_data import DataFormatError, load_preference_rows, load_sft_rows, split_rows
+from course_utils.models import ModelNotFoundError, generate, load_model, load_tokenizer, resolve
+from course_utils.sft import collate_sft, tokenize_chat, tokenize_rows
+from course_utils.training import TrainConfig, save_checkpoint
 
 
 def add_arguments(ap: argparse.ArgumentParser) -> None:
     """The pipeline's real-model flags."""
-    g = ap.add_argument_group("real model (course_utils.real_model)")
+    g = ap.add_argument_group("real model (course_utils.real.real_model)")
     g.add_argument("--model", default=None,
                    help="hub id or local folder: run the stages sft, rm, dpo, ppo on this model instead of the tiny world")
     g.add_argument("--sft-data", default=None, help="SFT data: a .jsonl/.json file or a hub data set id")
@@ -165,7 +165,7 @@ def implicit_reward_accuracy(policy, ref, tokenizer, rows: Sequence[Mapping], be
 
     ``margin = beta * [(log pi(y_w|x) - log pi_ref(y_w|x)) - (log pi(y_l|x) - log pi_ref(y_l|x))]``.
     """
-    from .dpo import collate_pairs, sequence_logps, tokenize_pairs
+    from course_utils.alignment.dpo import collate_pairs, sequence_logps, tokenize_pairs
     data = tokenize_pairs(tokenizer, rows)
     margins, ref_right = [], []
     for model in (policy, ref):
@@ -191,7 +191,7 @@ def single_turn_prompts(rows: Sequence[Mapping]) -> list[str]:
 def win_rate(policy_a, policy_b, reward_model, tokenizer, prompts: Sequence[str], max_new_tokens: int = 128,
              seed: int = 0) -> float:
     """Share of prompts where the reward model scores ``policy_a``'s greedy answer above ``policy_b``'s (ties count half)."""
-    from .reward_model import score
+    from course_utils.alignment.reward_model import score
     a = generate(policy_a, tokenizer, list(prompts), max_new_tokens=max_new_tokens, seed=seed, batch_size=8)
     b = generate(policy_b, tokenizer, list(prompts), max_new_tokens=max_new_tokens, seed=seed, batch_size=8)
     ra, rb = score(reward_model, tokenizer, prompts, a), score(reward_model, tokenizer, prompts, b)
@@ -256,7 +256,7 @@ def _preferences(args, tok, stage: str):
 
 def stage_sft(args: argparse.Namespace) -> dict[str, float]:
     """SFT of ``--model`` on ``--sft-data``; held-out answer loss before and after."""
-    from .sft import run_sft
+    from course_utils.sft import run_sft
     print(f"  device: {describe(pick_device(args.device))}")
     rows = _data(load_sft_rows, args, "--sft-data", "sft")
     train_rows, held_rows = split_rows(rows, args.heldout_fraction, args.seed)
@@ -277,7 +277,7 @@ def stage_sft(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_rm(args: argparse.Namespace) -> dict[str, float]:
     """A reward model from the SFT checkpoint (or ``--model``) on ``--preference-data``."""
-    from .reward_model import preference_accuracy, train_reward_model
+    from course_utils.alignment.reward_model import preference_accuracy, train_reward_model
     start = _start(args)
     tok = load_tokenizer(start)
     train_rows, held = _preferences(args, tok, "rm")
@@ -293,7 +293,7 @@ def stage_rm(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
     """DPO from the SFT checkpoint (or ``--model``) on ``--preference-data``; held-out implicit-reward accuracy."""
-    from .dpo import run_dpo
+    from course_utils.alignment.dpo import run_dpo
     start = _start(args)
     policy, tok = load_model(start, device=args.device or "auto")
     ref, _ = load_model(start, device=args.device or "auto")
@@ -313,7 +313,7 @@ def stage_dpo(args: argparse.Namespace) -> dict[str, float]:
 
 def stage_ppo(args: argparse.Namespace) -> dict[str, float]:
     """PPO-RLHF from the SFT checkpoint (or ``--model``) against the reward model; gold-free measures on held-out prompts."""
-    from .rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
+    from course_utils.alignment.rlhf import RLHFConfig, evaluate_policy, train_ppo_rlhf
     rm_path = args.produced.get("rm", args.reward_model)
     if rm_path is None:
         raise SystemExit("the stage ppo on a real model needs a reward model: run the stage rm before it "

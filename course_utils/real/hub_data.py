@@ -28,7 +28,7 @@ field. A source is a local ``.jsonl``/``.json`` file or a hub data set id, read 
 ``datasets.load_dataset`` from the local cache only unless a download is asked for
 (``download=True``, the pipeline's ``--download`` or ``COURSE_ALLOW_DOWNLOAD=1``; see
 :mod:`course_utils.hub`): a hub id that is not cached raises :class:`DataNotFoundError` at
-once, without touching the network. ``python -m course_utils.hub_data download NAME``
+once, without touching the network. ``python -m course_utils.real.hub_data download NAME``
 downloads a data set into the cache once.
 """
 
@@ -42,8 +42,8 @@ from pathlib import Path
 
 from datasets import Dataset
 
-from .hub import download_advice, download_main, downloads_allowed, hub_offline, hub_requests_blocked
-from .jsonl import JSONLError, json_lines
+from course_utils.hub import download_advice, download_main, downloads_allowed, hub_offline, hub_requests_blocked
+from course_utils.jsonl import JSONLError, json_lines
 
 ROLES = ("system", "user", "assistant")
 _HH_TURN = re.compile(r"\n\n(Human|Assistant): ")
@@ -79,7 +79,7 @@ def hub_dataset(name: str, split: str = "train", download: bool | None = None) -
         raise DataNotFoundError(
             f"{where}: it is not a local file and not in the local Hugging Face cache, and the course "
             "downloads nothing unless asked: "
-            + download_advice(f"python -m course_utils.hub_data download {name}") + ".") from None
+            + download_advice(f"python -m course_utils.real.hub_data download {name}") + ".") from None
     except Exception as e:  # cached, but e.g. the split is not there
         raise DataNotFoundError(f"{where} from the local Hugging Face cache: {type(e).__name__}: {e}"[:400]) from None
 
@@ -258,7 +258,7 @@ def split_rows(data: Dataset, test_fraction: float = 0.1, seed: int = 0) -> tupl
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m course_utils.hub_data download NAME [--split SPLIT]``: fetch hub data sets into the local cache."""
+    """``python -m course_utils.real.hub_data download NAME [--split SPLIT]``: fetch hub data sets into the local cache."""
     download_main(argv, "hub_data", "data set",
                   lambda name, args: f"{len(hub_dataset(name, args.split, download=True))} rows in split {args.split!r}",
                   DataNotFoundError,
