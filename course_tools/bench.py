@@ -12,7 +12,7 @@
    peak: a step that already runs near it leaves little for any training loop to win.
 3. The execution time of every chapter notebook (copies in a temporary folder).
 
-Every measurement is repeated in ``--rounds`` rounds (default 5), interleaved: each round runs
+Every measurement is repeated in ``--rounds`` rounds (default 7), interleaved: each round runs
 the course and TRL one after the other, in alternating order (course first in even rounds, TRL
 first in odd ones), then a pretraining round with the matmul peak measured just before and just
 after it. A load that starts mid-run then lands on both sides of a ratio instead of one. Each
@@ -27,6 +27,11 @@ Prints a markdown table and, as its last line, one JSON object: ``ratios`` (for 
 and ``pretrain_peak_fraction``: ``median``, ``min``, ``max``, ``spread``, ``stable``),
 ``unstable`` (the names of the flagged ones) and, with chapters, ``course_minutes``. Nothing
 here is asserted: timings depend on the machine.
+
+Does a result hold beyond its own run? ``--save run1.json`` keeps a run's summary; a later run
+with ``--compare run1.json`` prints, for every ratio, whether each run's median lies inside the
+other run's min–max (:func:`compare_runs`). A ratio whose medians fall outside each other's
+ranges has drifted between the runs, and its range understates the machine's variation.
 """
 
 from __future__ import annotations
@@ -44,7 +49,7 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-BATCH, STEPS, WARMUP = 16, 40, 5
+BATCH, STEPS, WARMUP = 16, 80, 5
 UNSTABLE_SPREAD = 0.20
 TRL_ARGS = dict(bf16=False, gradient_checkpointing=False, use_cpu=True, report_to=[], disable_tqdm=True,
                 logging_strategy="no", save_strategy="no", learning_rate=1e-4,
@@ -146,7 +151,7 @@ def one(kind: str, impl: str) -> dict:
                 trainer.train()
                 res = {"steps_per_second": clock.steps_per_second()}
         elif kind in ("rm", "dpo"):
-            rows = _pairs(BATCH * STEPS // 2 + 50)[:BATCH * STEPS]
+            rows = _pairs(370)   # sampled once per process; the loops cycle over them
             conv = Dataset.from_list([{"prompt": [{"role": "user", "content": r["prompt"]}],
                                        "chosen": [{"role": "assistant", "content": r["chosen"]}],
                                        "rejected": [{"role": "assistant", "content": r["rejected"]}]} for r in rows])
@@ -252,6 +257,23 @@ def chapter_minutes(rounds: int = 2) -> dict[str, list[float]]:
     return times
 
 
+def compare_runs(new: dict, old: dict) -> list[dict]:
+    """For every ratio in both summaries: does each run's median lie in the other's min–max?
+
+    ``holds`` is true when both medians lie inside the other run's range and both runs were
+    stable; a ratio flagged unstable in either run never holds.
+    """
+    rows = []
+    for name in sorted(set(new["ratios"]) & set(old["ratios"])):
+        a, b = new["ratios"][name], old["ratios"][name]
+        new_in_old = b["min"] <= a["median"] <= b["max"]
+        old_in_new = a["min"] <= b["median"] <= a["max"]
+        rows.append({"ratio": name, "new": a["median"], "new_range": (a["min"], a["max"]),
+                     "old": b["median"], "old_range": (b["min"], b["max"]),
+                     "holds": bool(new_in_old and old_in_new and a["stable"] and b["stable"])})
+    return rows
+
+
 KINDS = (("sft", "SFT"), ("sft_grouped", "SFT (length-grouped)"), ("rm", "reward model"), ("dpo", "DPO"))
 
 
@@ -259,10 +281,12 @@ def main(argv: list[str] | None = None) -> dict:
     global STEPS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--one", nargs=2, metavar=("KIND", "IMPL"), help=argparse.SUPPRESS)
-    ap.add_argument("--rounds", type=int, default=5, help="interleaved rounds per ratio (default 5)")
+    ap.add_argument("--rounds", type=int, default=7, help="interleaved rounds per ratio (default 7)")
     ap.add_argument("--steps", type=int, default=STEPS, help=f"training steps per measurement (default {STEPS})")
     ap.add_argument("--chapter-rounds", type=int, default=2, help="rounds of chapter timings (default 2)")
     ap.add_argument("--skip-chapters", action="store_true", help="leave out the chapter timings")
+    ap.add_argument("--save", type=Path, help="write this run's JSON summary to this file")
+    ap.add_argument("--compare", type=Path, help="a summary saved by --save: say which ratios hold in both runs")
     args = ap.parse_args(argv)
     if args.steps <= WARMUP + 1:
         ap.error(f"--steps must exceed the {WARMUP} warm-up steps by at least 2")
@@ -316,6 +340,18 @@ def main(argv: list[str] | None = None) -> dict:
           f"by more than {UNSTABLE_SPREAD:.0%} of its median is marked unstable.")
     print("\n| measurement | course | TRL / reference | ratio |\n|---|---|---|---|")
     print("\n".join(rows))
+    if args.compare:
+        rows = compare_runs(summary, json.loads(args.compare.read_text()))
+        print(f"\nAgainst {args.compare.name}: does each run's median lie in the other's range?")
+        print("| ratio | this run | that run | holds |\n|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['ratio']} | {r['new']:.3f} ({r['new_range'][0]:.3f}–{r['new_range'][1]:.3f}) "
+                  f"| {r['old']:.3f} ({r['old_range'][0]:.3f}–{r['old_range'][1]:.3f}) | {'yes' if r['holds'] else 'NO'} |")
+        summary["compare"] = {r["ratio"]: r["holds"] for r in rows}
+    if args.save:
+        tmp = args.save.with_suffix(args.save.suffix + ".tmp")
+        tmp.write_text(json.dumps(summary, indent=1))
+        tmp.replace(args.save)
     print(json.dumps(summary), flush=True)
     return summary
 

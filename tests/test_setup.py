@@ -200,3 +200,14 @@ def test_bench_flags_rounds_that_disagree():
     assert not noisy["stable"] and noisy["spread"] > UNSTABLE_SPREAD
     assert _ratio_cell(noisy).startswith("unstable") and "no result" in _ratio_cell(noisy)
     assert _ratio_cell(calm) == "2.00x (1.95–2.10)"
+
+def test_bench_compare_says_which_ratios_hold_across_runs():
+    from course_tools.bench import compare_runs, spread_summary
+    run1 = {"ratios": {"a": spread_summary([1.17, 1.20, 1.23]), "b": spread_summary([0.99, 1.0, 1.09]),
+                       "c": spread_summary([1.0, 1.5, 2.0])}}
+    run2 = {"ratios": {"a": spread_summary([1.16, 1.29, 1.33]), "b": spread_summary([0.98, 1.0, 1.02]),
+                       "c": spread_summary([1.5, 1.5, 1.5])}}
+    rows = {r["ratio"]: r for r in compare_runs(run2, run1)}
+    assert not rows["a"]["holds"]          # 1.29 lies outside 1.17–1.23
+    assert rows["b"]["holds"]              # 1.00 in 0.99–1.09 and 1.00 in 0.98–1.02
+    assert not rows["c"]["holds"]          # run 1 was unstable: never a result
