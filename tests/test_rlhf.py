@@ -140,3 +140,27 @@ def test_grpo_short_run():
     res = train_grpo(policy, ref, tok, rows, GRPOConfig(steps=2, prompts_per_step=4, group_size=4), progress=False)
     assert len(res.history) == 2 and 0 <= res.history[-1]["reward"] <= 1
     assert all(math.isfinite(v) for v in res.history[-1].values())
+
+
+def test_grpo_logging_hooks_see_every_step_and_change_nothing():
+    """log_fn, eval_fn (which samples) and callback add columns; the run itself is the same."""
+    from course_utils.alignment.grpo import sampled_accuracy
+    rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
+    cfg = GRPOConfig(steps=3, prompts_per_step=4, group_size=4)
+    ref, tok = load_model("sft")
+    plain, _ = load_model("sft")
+    base = train_grpo(plain, ref, tok, rows, cfg, progress=False)
+    hooked, _ = load_model("sft")
+    seen = []
+    res = train_grpo(hooked, ref, tok, rows, cfg, progress=False,
+                     log_fn=lambda p, r, rew: {"answers": float(len(r)), "mean_reward_seen": rew.mean().item()},
+                     eval_fn=lambda m: {"heldout": sampled_accuracy(m, tok, rows[:8], n_samples=2)},
+                     eval_every=2, callback=seen.append)
+    assert [h["reward"] for h in res.history] == [h["reward"] for h in base.history]
+    for a, b in zip(hooked.parameters(), plain.parameters()):
+        assert torch.equal(a, b)
+    assert seen == res.history and all(h["answers"] == 16 for h in res.history)
+    assert [("heldout" in h) for h in res.history] == [True, True, True]     # step 1, every 2nd, the last
+    for h in res.history:
+        assert h["mean_reward_seen"] == pytest.approx(h["reward"])
+        assert 0 <= h["truncated"] <= 1 and h["length"] > 0 and h["entropy"] > 0 and h["kl_k1"] == h["kl_k1"]

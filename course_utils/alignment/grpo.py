@@ -182,13 +182,24 @@ class GRPOResult:
 
 def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConfig,
                progress: bool = True,
-               reward_fn: Callable[[list[str], list[str]], torch.Tensor] | None = None) -> GRPOResult:
+               reward_fn: Callable[[list[str], list[str]], torch.Tensor] | None = None,
+               log_fn: Callable[[list[str], list[str], torch.Tensor], Mapping[str, float]] | None = None,
+               eval_fn: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
+               eval_every: int = 10, callback: Callable[[dict], None] | None = None) -> GRPOResult:
     """GRPO (or RLOO) on ``policy`` (in place) over instruction ``rows`` (``prompt``, ``response``): reward 1 for
     an exact answer, or ``reward_fn(prompts, responses) -> (N,)`` if given (then rows need only ``prompt``).
 
     Logged per step: ``reward`` (mean over the sampled answers: accuracy at the sampling
     temperature), ``solved_groups`` (share of groups with every answer right),
-    ``zero_std_groups``, ``kl`` (mean per-answer k3 sum), ``clip_fraction``, ``loss``.
+    ``zero_std_groups`` (groups whose rewards are all equal: no policy gradient), ``kl`` (mean
+    per-answer k3 sum to ``ref``), ``kl_k1`` (the same with k1), ``entropy`` (mean token entropy
+    of the sampled answers, nats), ``length`` (mean answer tokens), ``truncated`` (share of
+    answers cut at ``max_new_tokens``), ``clip_fraction``, ``loss``.
+
+    ``log_fn(prompts, responses, rewards)`` adds its own columns each step (e.g. a verifier's
+    format rate); ``eval_fn(policy)`` adds columns after the first step and every ``eval_every``
+    steps (e.g. held-out pass@1); ``callback(row)`` sees each row (e.g. a live plot). None of
+    them changes the run: the same seed gives the same policy with or without them.
     """
     cfg = config
     if cfg.loss_type not in LOSS_TYPES:
@@ -245,12 +256,32 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
                "solved_groups": (groups.min(1).values == 1).float().mean().item(),
                "zero_std_groups": (groups.std(1) == 0).float().mean().item(),
                "kl": (kl_k3(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
-               "clip_fraction": clipped.clip_fraction, "loss": loss.item(),
-               "seconds": time.perf_counter() - t0}
+               "kl_k1": (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
+               "entropy": masked_mean(ro.entropy, ro.mask).item(), "length": ro.mask.sum(1).mean().item(),
+               "truncated": (~ro.ended).float().mean().item(),
+               "clip_fraction": clipped.clip_fraction, "loss": loss.item()}
+        if log_fn is not None:
+            row.update(log_fn(ro.prompts, ro.responses, rewards))
+        if eval_fn is not None and (step == 0 or (step + 1) % eval_every == 0 or step + 1 == cfg.steps):
+            with _rng_kept():
+                row.update(eval_fn(policy))
+        row["seconds"] = time.perf_counter() - t0
         result.history.append(row)
+        if callback is not None:
+            callback(row)
         bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.3f}", refresh=False)
     bar.close()
     return result
+
+
+class _rng_kept:
+    """Run a block (an evaluation that samples) without moving torch's global random state."""
+
+    def __enter__(self):
+        self.state = torch.get_rng_state()
+
+    def __exit__(self, *exc):
+        torch.set_rng_state(self.state)
 
 
 @torch.no_grad()
