@@ -5,7 +5,7 @@ from collections import Counter
 
 import pytest
 
-from course_utils.reasoning.tasks import (LONGER_K, MAX_TERM, TRAIN_KS, answer_text, make_reasoning_data,
+from course_utils.reasoning.tasks import (LONGER_HOPS, MAX_TERM, TRAIN_HOPS, make_problem, make_reasoning_data,
                                           valid_terms, worked_steps)
 from course_utils.reasoning.verifier import (CLASSES, FORMAT_FAILURES, combined_reward, correctness_reward,
                                              failure_table, format_reward, step_reward, verify)
@@ -17,19 +17,36 @@ def data():
     return make_reasoning_data(seed=0, n_train=600, n_test=120, n_longer=40)
 
 
-def test_splits_hold_out_tuples_and_difficulty(data):
+def test_splits_hold_out_chains_and_difficulty(data):
     train = {tuple(t) for t in data["train"]["terms"]}
     test = [tuple(t) for t in data["test"]["terms"]]
-    assert not train & set(test), "a test problem's numbers occur in train"
+    assert not train & set(test), "a test problem's chain occurs in train"
     assert len(set(test)) == len(test), "test repeats a problem"
-    assert set(data["train"]["k"]) == set(TRAIN_KS) and set(data["test"]["k"]) <= set(TRAIN_KS)
-    assert set(data["test_longer"]["k"]) == {LONGER_K}
+    assert set(data["train"]["hops"]) == set(TRAIN_HOPS) and set(data["test"]["hops"]) <= set(TRAIN_HOPS)
+    assert set(data["test_longer"]["hops"]) == {LONGER_HOPS}
     for split in data.values():
         for row in split:
             terms = row["terms"]
-            assert valid_terms(terms) and len(terms) == row["k"] and int(row["answer"]) == sum(terms)
-            # every step is a fact of the corpus's kind: both numbers at most MAX_ADD
-            assert all(a <= MAX_ADD and b <= MAX_TERM for a, b, _ in (verify(row["response"], 0).steps))
+            assert valid_terms(terms) and len(terms) == row["hops"] + 1 and int(row["answer"]) == sum(terms)
+            # every addition is a fact of the corpus's kind: both numbers at most MAX_ADD
+            assert all(a <= MAX_ADD and b <= MAX_TERM for a, b, _ in verify(row["response"], 0).steps)
+            # two chains of hops + 1 statements each, then the question
+            assert row["prompt"].count(" has ") == 2 * (row["hops"] + 1) and row["prompt"].endswith(" have?")
+
+
+def test_the_worked_answer_follows_the_chain_in_the_prompt():
+    import random
+    row = make_problem(random.Random(0), (3, 4, 2))
+    statements = row["prompt"].split(". ")
+    asked = row["prompt"].rsplit(" does ", 1)[1].removesuffix(" have?")
+    steps = row["response"].split(". ")
+    assert steps[0].startswith(f"{asked} has 2 more than ")
+    assert steps[2].split(" has ")[1] == "3" and steps[3:] == ["3 plus 4 is 7", "7 plus 2 is 9", "Answer: 9."]
+    for look in steps[:2]:                   # each look-up restates a statement of the prompt
+        name, rest = look.split(" has ")
+        n, _, other = rest.partition(" more than ")
+        assert any(s.startswith(f"{name} has {n} more ") and s.endswith(f"than {other}") for s in statements)
+    assert worked_steps(["Tom", "Mia"], [3, 4]) == ["Mia has 4 more than Tom.", "Tom has 3.", "3 plus 4 is 7."]
 
 
 def test_worked_and_direct_arms_differ_only_in_their_answers():
@@ -39,7 +56,7 @@ def test_worked_and_direct_arms_differ_only_in_their_answers():
         assert worked[split]["prompt"] == direct[split]["prompt"]
         assert worked[split]["answer"] == direct[split]["answer"]
         assert all(r.startswith("Answer: ") for r in direct[split]["response"])
-        assert all(r.count(" plus ") == k - 1 for r, k in zip(worked[split]["response"], worked[split]["k"]))
+        assert all(r.count(" plus ") == h for r, h in zip(worked[split]["response"], worked[split]["hops"]))
 
 
 def test_the_same_seed_gives_the_same_data_and_another_seed_does_not():
@@ -59,12 +76,13 @@ def test_every_demonstration_is_correct(data):
     for split in data.values():
         for row in split:
             assert verify(row["response"], row["answer"]).label == "correct", row
-    assert worked_steps([4, 7, 9]) == ["4 plus 7 is 11.", "11 plus 9 is 20."]
-    assert answer_text([4, 7, 9], worked=False) == "Answer: 20."
 
 
 @pytest.mark.parametrize("response, label, answer", [
     ("4 plus 7 is 11. 11 plus 9 is 20. Answer: 20.", "correct", 20),
+    ("Sam has 9 more than Mia. Mia has 7 more than Tom. Tom has 4. 4 plus 7 is 11. 11 plus 9 is 20. Answer: 20.",
+     "correct", 20),
+    ("Sam has 9 more than Mia. so Answer: 20.", "bad_steps", 20),
     ("Answer: 20", "correct", 20),                                   # the full stop is optional
     ("4 plus 7 is 11. 11 plus 9 is 21. Answer: 21.", "wrong_answer", 21),
     ("4 plus 7 is 11. 11 plus 9 is", "no_answer", None),               # cut off at the length limit

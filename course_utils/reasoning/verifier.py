@@ -1,9 +1,10 @@
 """Checkers for the multi-step sums: a reward from a program instead of a reward model.
 
-An answer is **well-formed** when it is zero or more step sentences ``"a plus b is c."``
-followed by exactly one final ``"Answer: N."`` (the full stop optional) and nothing after it::
+An answer is **well-formed** when it is zero or more step sentences followed by exactly one
+final ``"Answer: N."`` (the full stop optional) and nothing after it. A step sentence is a
+look-up (``"Sam has 2 more than Mia."`` or ``"Tom has 3."``) or an addition (``"3 plus 4 is 7."``)::
 
-    4 plus 7 is 11. 11 plus 9 is 20. Answer: 20.
+    Sam has 2 more than Mia. Mia has 4 more than Tom. Tom has 3. 3 plus 4 is 7. 7 plus 2 is 9. Answer: 9.
 
 :func:`verify` sorts every response into exactly one class, as CS336's ``math_baseline``
 analysis sorts a model's failures into *format* and *answer* errors:
@@ -23,8 +24,8 @@ The rewards are one function each, every one a float in [0, 1], and none raises 
 
 * :func:`correctness_reward` -- 1 if the class is ``correct``: the reward of RL with verifiable rewards;
 * :func:`format_reward` -- 1 if well-formed, whatever the number (R1-Zero's format reward);
-* :func:`step_reward` -- the share of step sentences whose arithmetic is true (partial credit;
-  0 without steps);
+* :func:`step_reward` -- the share of additions whose arithmetic is true (partial credit;
+  0 without additions);
 * :func:`combined_reward` -- ``correctness + format_weight * format``, scaled back into [0, 1].
 """
 
@@ -38,7 +39,8 @@ FORMAT_FAILURES = ("no_answer", "bad_answer", "extra_text", "bad_steps")
 CLASSES = ("correct", "wrong_answer") + FORMAT_FAILURES
 MAX_DIGITS = 6                       # a longer "number" is a malformed answer, not an int to convert
 
-_STEP = re.compile(r"(\d{1,%d}) plus (\d{1,%d}) is (\d{1,%d})\." % ((MAX_DIGITS,) * 3))
+_ADDITION = re.compile(r"(\d{1,%d}) plus (\d{1,%d}) is (\d{1,%d})\." % ((MAX_DIGITS,) * 3))
+_LOOKUP = re.compile(r"[A-Z][a-z]+ has \d{1,%d}( more than [A-Z][a-z]+)?\." % MAX_DIGITS)
 _FINAL = re.compile(r"Answer:[ ]?(\S*?)\.?$")
 
 
@@ -48,7 +50,7 @@ class Verdict:
 
     label: str                       # one of CLASSES
     answer: int | None               # the number after "Answer:", when it is a whole number
-    steps: tuple[tuple[int, int, int], ...] = ()   # (a, b, c) of every step sentence "a plus b is c."
+    steps: tuple[tuple[int, int, int], ...] = ()   # (a, b, c) of every addition "a plus b is c."
 
     @property
     def correct(self) -> bool:
@@ -65,13 +67,17 @@ class Verdict:
 
 
 def parse_steps(text: str) -> tuple[tuple[tuple[int, int, int], ...], str]:
-    """The step sentences at the start of ``text`` and what is left after them (stripped)."""
-    steps, rest = [], text.strip()
+    """Read step sentences from the start of ``text``: the additions ``(a, b, c)`` among them, and
+    what is left after the last step sentence (stripped)."""
+    additions, rest = [], text.strip()
     while True:
-        m = _STEP.match(rest)
-        if not m:
-            return tuple(steps), rest
-        steps.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
+        m = _ADDITION.match(rest)
+        if m:
+            additions.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
+        else:
+            m = _LOOKUP.match(rest)
+            if not m:
+                return tuple(additions), rest
         rest = rest[m.end():].lstrip()
 
 
@@ -110,7 +116,7 @@ def format_reward(response: str, answer: str | int = 0) -> float:
 
 
 def step_reward(response: str, answer: str | int = 0) -> float:
-    """The share of step sentences ``"a plus b is c."`` with ``a + b == c`` (0.0 without steps)."""
+    """The share of additions ``"a plus b is c."`` with ``a + b == c`` (0.0 without additions)."""
     steps = verify(response, answer).steps
     return sum(a + b == c for a, b, c in steps) / len(steps) if steps else 0.0
 
