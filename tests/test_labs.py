@@ -39,10 +39,17 @@ def test_there_are_labs():
         assert (REPO / "solutions" / lab / f"{lab}.ipynb").exists()
 
 
+@pytest.fixture(scope="module")
+def generated(tmp_path_factory):
+    """Every student lab generated afresh from its solution, once for all the tests below."""
+    out = tmp_path_factory.mktemp("generated")
+    grading.labs(out=out)
+    return out
+
+
 @pytest.mark.parametrize("lab", LABS)
-def test_committed_lab_is_generated_from_its_solution(lab, tmp_path):
-    grading.labs(out=tmp_path)
-    fresh = tmp_path / lab / f"{lab}.ipynb"
+def test_committed_lab_is_generated_from_its_solution(lab, generated):
+    fresh = generated / lab / f"{lab}.ipynb"
     committed = REPO / "labs" / lab / f"{lab}.ipynb"
     assert committed.exists(), f"run `make labs`: {committed.relative_to(REPO)} is missing"
     assert _cells(fresh) == _cells(committed), f"labs/{lab} differs from solutions/{lab}: run `make labs`"
