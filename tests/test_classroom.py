@@ -137,6 +137,14 @@ def test_resending_a_label_counts_it_once(room):
         assert first[1]["label"] == again[1]["label"] and room.count() == 1
 
 
+def test_the_server_answers_under_a_hub_service_prefix(room, tmp_path):
+    with app_server(make_app(room, CODE, "k", prefix="/services/class/")) as url:
+        assert call(url, "GET", "/health")[0] == 404
+        store = ClassStore(url + "/services/class", "ana", code=CODE, state_dir=tmp_path / "ana", retry_every=0)
+        store.add(store.pairs()[0], "a")
+        assert store.pending == 0 and room.count() == 1
+
+
 def _listening_addresses(port):
     """Local addresses with a listening TCP socket on ``port`` (Linux /proc/net/tcp)."""
     out = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import socket
 import sys
 from pathlib import Path
@@ -32,11 +33,11 @@ def serve(args: argparse.Namespace) -> None:
     cfg = room_config(args.room, args.code)
     db = open_room(args.room, read_pairs(args.pairs) if args.pairs else None, args.n_pairs)
     limits = Limits(label_rate=args.label_rate)
-    app = make_app(db, cfg["code"], cfg["instructor_key"], limits)
+    app = make_app(db, cfg["code"], cfg["instructor_key"], limits, prefix=args.prefix)
     host = args.host
     shown = (_lan_address() or host) if host in ("0.0.0.0", "::") else host
     print(f"class server for {Path(args.room).resolve()} ({len(db.pairs())} pairs, {db.count()} labels so far)\n"
-          f"  participants: ClassStore('http://{shown}:{args.port}', labeler='<name>', code='{cfg['code']}')\n"
+          f"  participants: ClassStore('http://{shown}:{args.port}{args.prefix.rstrip('/')}', labeler='<name>', code='{cfg['code']}')\n"
           f"  join code: {cfg['code']}    instructor key: in {Path(args.room) / 'room.json'}\n"
           f"  listening on {host}:{args.port}" + ("" if host != "127.0.0.1" else
                                                  " (this machine only; --host 0.0.0.0 for a room)"),
@@ -54,6 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     s.add_argument("--port", type=int, default=8765)
     s.add_argument("--pairs", type=Path, help="a JSONL file of pairs (pair_id, prompt, a, b) to add")
     s.add_argument("--n-pairs", type=int, default=40, help="pairs to sample when the room has none (default 40)")
+    s.add_argument("--prefix", default=os.environ.get("JUPYTERHUB_SERVICE_PREFIX", ""),
+                   help="serve under this path (default: $JUPYTERHUB_SERVICE_PREFIX, set for a Hub service)")
     s.add_argument("--label-rate", type=float, default=Limits.label_rate,
                    help=f"labels per second per participant (default {Limits.label_rate:g})")
     m = sub.add_parser("simulate", help="a simulated class against a fresh server, killed and restarted midway")

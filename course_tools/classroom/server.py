@@ -34,9 +34,10 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from course_utils.alignment.label_db import LabelDB, LabelError
 
@@ -129,8 +130,10 @@ async def _drain(request: Request) -> None:
         pass
 
 
-def make_app(db: LabelDB, code: str, instructor_key: str, limits: Limits | None = None) -> Starlette:
-    """The ASGI app of a room: ``db`` its store, ``code`` its join code."""
+def make_app(db: LabelDB, code: str, instructor_key: str, limits: Limits | None = None,
+             prefix: str = "") -> Starlette:
+    """The ASGI app of a room: ``db`` its store, ``code`` its join code; every path under
+    ``prefix`` (a JupyterHub service is reached at ``/services/<name>/``)."""
     limits = limits or Limits()
     labels_bucket = TokenBucket(limits.label_rate, limits.label_burst)
     wrong_code = TokenBucket(limits.wrong_code_rate, limits.wrong_code_burst)
@@ -203,4 +206,10 @@ def make_app(db: LabelDB, code: str, instructor_key: str, limits: Limits | None 
               Route("/labels", handler(own_labels), methods=["GET"]),
               Route("/labels", handler(add_label), methods=["POST"]),
               Route("/export", handler(export), methods=["GET"])]
-    return Starlette(routes=routes)
+    prefix = "/" + prefix.strip("/") if prefix.strip("/") else ""
+
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:  # 404, 405 as JSON too
+        return JSONResponse({"error": f"{exc.detail}: {request.method} {request.url.path}"},
+                            status_code=exc.status_code, headers=exc.headers)
+    return Starlette(routes=[Mount(prefix, routes=routes)] if prefix else routes,
+                     exception_handlers={HTTPException: http_error})

@@ -232,3 +232,19 @@ def simulate_class(n_participants: int = 30, pairs_each: int = 20, kill: bool = 
         server.stop()
         if tmp is not None:
             tmp.cleanup()
+
+
+def fill_room(folder: str | os.PathLike, pairs: list[dict], n_participants: int = 30,
+              betas: tuple[float, ...] = (1.0, 1.5, 2.0, 3.0, 5.0)) -> LabelDB:
+    """A room in ``folder`` where ``n_participants`` simulated labelers (noise ``1/beta``, in turn)
+    judged every pair: the dashboard's demonstration when no class has labelled yet."""
+    db = LabelDB(folder)
+    db.add_pairs(pairs)
+    for i in range(n_participants):
+        labeler = SimulatedLabeler(f"participant{i:02d}", beta=betas[i % len(betas)], seed=i)
+        for pair in pairs:
+            choice = labeler.choose(pair)
+            db.record({"label_id": f"{labeler.name}-{pair['pair_id']}", "pair_id": pair["pair_id"],
+                       "judgement": "prefer", "chosen": pair[choice], "source": f"simulated (beta={labeler.beta:g})"},
+                      labeler.name)
+    return db
