@@ -107,6 +107,8 @@ def test_bad_input_gets_a_clear_4xx_and_changes_nothing(room):
         assert call(url, "GET", "/pairs")[0] == 401
         assert call(url, "GET", "/export", token="wrong")[0] == 403
         assert call(url, "GET", "/export", token="instructor-key")[1]["labels"] == before
+        assert Room.fetch(url, "instructor-key").rows == before   # the dashboard, from another machine
+        assert call(url, "DELETE", "/labels", token=ben)[0] == 405 and room.rows() == before
 
 
 
@@ -202,7 +204,7 @@ def test_offline_labels_are_queued_and_replayed_once(tmp_path):
 
 def test_a_refused_label_is_reported_and_not_kept(tmp_path, room):
     store = ClassStore(room.folder, "ana", state_dir=tmp_path / "ana", retry_every=0)
-    with pytest.raises(ValueError, match="unknown pair id"):
+    with pytest.raises(ValueError, match="unknown pair id"), pytest.warns(UserWarning, match="refused label"):
         store.add({"pair_id": "nope", "prompt": "p", "a": "x", "b": "y"}, "a")
     assert store.pending == 0 and store.labels() == [] and store.rejected[0]["status"] == 404
 

@@ -29,6 +29,7 @@ import hashlib
 import http.client
 import json
 import os
+import sqlite3
 import threading
 import urllib.error
 import urllib.request
@@ -86,7 +87,10 @@ class _Local:
         self.db, self.labeler = LabelDB(folder), labeler
 
     def send(self, event: dict) -> dict:
-        return self.db.record(event, self.labeler)[0]
+        try:
+            return self.db.record(event, self.labeler)[0]
+        except sqlite3.OperationalError as e:  # the file stayed locked past the 30 s timeout, a full disk
+            raise Unreachable(f"the room's store {self.db.path} cannot be written now ({e})") from None
 
     def pairs(self) -> list[dict]:
         return self.db.pairs()
