@@ -229,6 +229,11 @@ def test_the_widget_labels_through_the_server(tmp_path):
         resumed = PreferenceWidget(store.pairs(), ClassStore(server.url, "ana", code=CODE,
                                                              state_dir=tmp_path / "ana", retry_every=0))
         assert resumed.index == 2 and resumed.n_done == 2
+        server.kill()                                   # the Wi-Fi drops: labelling goes on
+        resumed.choose("b")
+        assert resumed.index == 3 and "1 saved here, waiting for the class server" in resumed.header.value
+        server.start()
+        assert resumed.store.flush() == 1 and len(Room.open(tmp_path / "room").rows) == 6
 
 
 _WRITER = """
