@@ -15,7 +15,7 @@ GRADING_DIR ?= $(HOME)/course-grading
 SOURCE ?= solutions
 TIMEOUT ?= 60
 
-.PHONY: setup browser sandbox lab book bench experiments prose test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
+.PHONY: setup browser sandbox lab book bench class-server experiments prose test test-unit test-nb test-labs execute pipeline pretrain labs grade clean
 
 # torch first, so that no multi-GB CUDA build is pulled in; then the pinned stack.
 $(STAMP): pyproject.toml
@@ -98,6 +98,16 @@ book: setup
 # BENCH_ARGS=--skip-chapters for the ratios alone.
 bench: setup
 	$(TEST_ENV) $(BIN)/python -m course_tools.bench $(BENCH_ARGS)
+
+# Class mode: the room's label server on ROOM (a folder; its SQLite store, join code and pairs).
+# HOST=0.0.0.0 lets the room's machines in (default: this machine only); CODE=... sets the join
+# code (default: the room's saved one, else a new one, printed). See docs/instructor.md.
+ROOM ?= $(HOME)/course-class/room
+HOST ?= 127.0.0.1
+PORT ?= 8765
+class-server: setup
+	$(TEST_ENV) $(BIN)/python -m course_tools.classroom serve --room "$(ROOM)" --host $(HOST) --port $(PORT) \
+	    $(if $(CODE),--code "$(CODE)",)
 
 # The multi-seed sweeps behind the chapters' findings: every seed's numbers, the settings and
 # the git revision go to course_utils/assets/experiments.json (ONLY=name to run one sweep).

@@ -277,6 +277,14 @@ def compare_runs(new: dict, old: dict) -> list[dict]:
 KINDS = (("sft", "SFT"), ("sft_grouped", "SFT (length-grouped)"), ("rm", "reward model"), ("dpo", "DPO"))
 
 
+def class_store_throughput(participants: int = 30, pairs_each: int = 40) -> dict:
+    """Sustained labels/s of the class server with ``participants`` simulated labelers at once
+    (clients on this machine too, each journalling to disk), and the kill test's audit."""
+    from course_tools.classroom.simulate import simulate_class
+    return {"sustained": simulate_class(participants, pairs_each, kill=False),
+            "killed_midway": simulate_class(participants, pairs_each, kill=True)}
+
+
 def main(argv: list[str] | None = None) -> dict:
     global STEPS
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -287,6 +295,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--skip-chapters", action="store_true", help="leave out the chapter timings")
     ap.add_argument("--save", type=Path, help="write this run's JSON summary to this file")
     ap.add_argument("--compare", type=Path, help="a summary saved by --save: say which ratios hold in both runs")
+    ap.add_argument("--class-store", action="store_true", help="also the class server's labels/s (30 participants)")
     args = ap.parse_args(argv)
     if args.steps <= WARMUP + 1:
         ap.error(f"--steps must exceed the {WARMUP} warm-up steps by at least 2")
@@ -348,6 +357,10 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"| {r['ratio']} | {r['new']:.3f} ({r['new_range'][0]:.3f}–{r['new_range'][1]:.3f}) "
                   f"| {r['old']:.3f} ({r['old_range'][0]:.3f}–{r['old_range'][1]:.3f}) | {'yes' if r['holds'] else 'NO'} |")
         summary["compare"] = {r["ratio"]: r["holds"] for r in rows}
+    if args.class_store:
+        summary["class_store"] = c = class_store_throughput()
+        print(f"\nclass store, {c['sustained']['participants']} participants: {c['sustained']['labels_per_s']:.0f} labels/s "
+              f"sustained; server killed midway: {c['killed_midway']['lost']} lost, {c['killed_midway']['duplicated']} duplicated")
     if args.save:
         tmp = args.save.with_suffix(args.save.suffix + ".tmp")
         tmp.write_text(json.dumps(summary, indent=1))

@@ -128,6 +128,10 @@ class PreferenceWidget(widgets.VBox):
         self.status.value = ""
         self.header.value = f"<b class='preference-progress'>{n} of {total} judged</b> " \
                             f"&nbsp; labeler: {html.escape(self.labeler)}"
+        queued = getattr(self.store, "pending", 0)  # class mode: labels not yet acknowledged by the room
+        if queued:
+            self.header.value += (f" &nbsp; <span class='preference-queued'>{queued} saved here, waiting "
+                                  "for the class server (sent when it answers)</span>")
         if index is None:
             self.prompt.value = "<b>All pairs are judged.</b> Undo changes the last one."
             self.a_text.value = self.b_text.value = ""
