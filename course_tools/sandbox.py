@@ -117,7 +117,31 @@ class TreeGroup:
         return out
 
     @classmethod
+    def remove_stale(cls, prefix: str = "course-sandbox-") -> list[Path]:
+        """Remove the empty groups ``<prefix><pid>-<n>`` whose grader ``pid`` is gone.
+
+        A grader killed with SIGKILL never reaches :meth:`remove`; its groups stay behind,
+        empty once the kernel has reaped their processes. Returns the groups removed.
+        """
+        own, removed = cls._own(), []
+        for c in ("memory", "pids", ""):
+            if c not in own:
+                continue
+            base = cls.ROOT / (c or "") / own[c].lstrip("/")
+            for d in base.glob(prefix + "*"):
+                pid = d.name[len(prefix):].split("-")[0]
+                if not pid.isdigit() or Path(f"/proc/{pid}").exists():
+                    continue
+                try:
+                    d.rmdir()          # fails, and so keeps the group, if a process is still in it
+                    removed.append(d)
+                except OSError:
+                    pass
+        return removed
+
+    @classmethod
     def make(cls, limits: Limits, name: str) -> "TreeGroup | None":
+        cls.remove_stale()
         own = cls._own()
         made: list[Path] = []
         try:

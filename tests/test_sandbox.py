@@ -1,6 +1,7 @@
 """The sandbox that grading runs student code in (course_tools.sandbox): what it hides and limits."""
 
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -214,11 +215,23 @@ def test_memory_holds_for_the_whole_process_tree_and_its_tmpfs(tmp_path):
     """Per-process limits let many processes, or files in /dev/shm, add up (issue 33: 11.6 GB
     of a 23.6 GB host); the run's cgroup counts them together."""
     limit = 400 << 20
+    before = set(sandbox.TreeGroup.ROOT.glob("*/**/course-sandbox-*"))
     small = _py(TREE.format(shm=0, children=1, each=150), tmp_path, tree_memory_bytes=limit)
     assert small.tree_limited and not small.out_of_memory and "children [0]" in small.output, small
     many = _py(TREE.format(shm=0, children=4, each=150), tmp_path, tree_memory_bytes=limit)
     assert many.out_of_memory, many  # 600 MB in four processes of 150 MB, each far below RLIMIT_AS
     shm = _py(TREE.format(shm=300, children=1, each=150), tmp_path, tree_memory_bytes=limit)
     assert shm.out_of_memory, shm    # 300 MB of /dev/shm pages and 150 MB in a process
-    left = [p.name for p in sandbox.TreeGroup.ROOT.glob("*/**/course-sandbox-*")]
+    left = sorted(set(sandbox.TreeGroup.ROOT.glob("*/**/course-sandbox-*")) - before)
     assert left == [], left  # every run's cgroup is removed
+
+
+@pytest.mark.skipif(not _tree_limits(), reason="this process may not create a cgroup")
+def test_groups_left_by_a_killed_grader_are_removed_by_the_next_run(tmp_path):
+    """A grader killed with SIGKILL cannot remove its cgroups; the next run removes them."""
+    dead = subprocess.Popen(["true"])
+    dead.wait()                                   # a pid that no longer runs
+    stale = sandbox.TreeGroup.make(sandbox.Limits(), f"course-sandbox-{dead.pid}-1")
+    assert stale is not None and all(d.exists() for d in stale.dirs)
+    _py("print('ok')", tmp_path)
+    assert not any(d.exists() for d in stale.dirs)
