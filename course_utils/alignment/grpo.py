@@ -59,6 +59,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -274,14 +275,14 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     return result
 
 
-class _rng_kept:
+@contextmanager
+def _rng_kept():
     """Run a block (an evaluation that samples) without moving torch's global random state."""
-
-    def __enter__(self):
-        self.state = torch.get_rng_state()
-
-    def __exit__(self, *exc):
-        torch.set_rng_state(self.state)
+    state = torch.get_rng_state()
+    try:
+        yield
+    finally:
+        torch.set_rng_state(state)
 
 
 @torch.no_grad()
