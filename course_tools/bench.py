@@ -14,8 +14,9 @@
 
 Every measurement is repeated in ``--rounds`` rounds (default 7), interleaved: each round runs
 the course and TRL one after the other, in alternating order (course first in even rounds, TRL
-first in odd ones), then a pretraining round with the matmul peak measured just before and just
-after it. A load that starts mid-run then lands on both sides of a ratio instead of one. Each
+first in odd ones; the kinds run in reverse order in odd rounds, so the grouped and random SFT
+runs of the grouping gain alternate too), then a pretraining round with the matmul peak
+measured just before and just after it. A load that starts mid-run then lands on both sides of a ratio instead of one. Each
 ratio is reported as the median of its per-round ratios with their min–max; a ratio whose
 rounds spread by more than ``UNSTABLE_SPREAD`` (20%) of the median, ``(max - min) / median``,
 is flagged as unstable and printed as such, never as a result. Chapter times run in
@@ -306,7 +307,9 @@ def main(argv: list[str] | None = None) -> dict:
     runs: dict[str, dict[str, list[dict]]] = {kind: {"course": [], "trl": []} for kind, _ in KINDS}
     pre: list[dict] = []
     for r in range(args.rounds):
-        for kind, name in KINDS:
+        # Kinds run in reverse order in odd rounds (ABBA), so that no ratio between two kinds,
+        # such as the grouping gain, leans on which of the two always ran first.
+        for kind, name in (KINDS if r % 2 == 0 else KINDS[::-1]):
             for impl in (("course", "trl") if r % 2 == 0 else ("trl", "course")):
                 runs[kind][impl].append(_in_subprocess(kind, impl))
         pre.append(pretrain_throughput())
