@@ -10,6 +10,8 @@ At the top level, in layers (a module imports only modules listed before it):
   :mod:`course_utils.device` — the device and precision; :mod:`course_utils.environment` — the
   pinned versions checked;
 * :mod:`course_utils.models` — the one loader (shipped names, local folders, hub ids) and generation;
+* :mod:`course_utils.dashboard` — the one run dashboard every training loop logs to (a live
+  plot, a JSONL log, warnings when a known failure signature appears);
 * :mod:`course_utils.training` — the one training loop (seeded, checkpoints, Accelerate);
   :mod:`course_utils.pretrain` — pretraining the base model; :mod:`course_utils.sft` —
   instruction tuning;

@@ -1,41 +1,12 @@
-"""Plots shared by the chapters: a live loss curve, and box-and-arrow diagrams."""
+"""Plots shared by the chapters: a training history, and box-and-arrow diagrams.
+
+The live plot of a running loop is the run dashboard's (:mod:`course_utils.dashboard`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
-
-
-class LiveLossPlot:
-    """A loss curve that redraws in place in a notebook while a model trains.
-
-    Outside a notebook (a script, a test) it draws nothing.
-    """
-
-    def __init__(self, title: str = "training", keys: Sequence[str] = ("loss",)):
-        self.title, self.keys = title, list(keys)
-        try:
-            from IPython import get_ipython
-            from IPython.display import display
-            in_notebook = get_ipython() is not None and "IPKernelApp" in get_ipython().config
-        except ImportError:
-            in_notebook = False
-        self.handle = None
-        if in_notebook:
-            self.fig, self.ax = plt.subplots(figsize=(6, 3))
-            plt.close(self.fig)  # shown through the display handle only
-            self.handle = display(self.fig, display_id=True)
-
-    def update(self, history: Sequence[dict]) -> None:
-        if self.handle is None:
-            return
-        self.ax.clear()
-        plot_history(history, self.keys, ax=self.ax, title=self.title)
-        self.handle.update(self.fig)
-
-    def close(self) -> None:
-        pass
 
 
 def plot_history(history: Sequence[dict], keys: Sequence[str] = ("loss",), ax=None,

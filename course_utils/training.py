@@ -33,6 +33,7 @@ import torch
 from accelerate import Accelerator
 from tqdm.auto import tqdm
 
+from course_utils.dashboard import RunDashboard
 from course_utils.device import mixed_precision, pick_device
 from course_utils.models import quiet_progress_bars
 
@@ -234,18 +235,23 @@ def train(model: torch.nn.Module, data: Sequence, collate: Callable[[list], dict
           eval_fn: Callable[[torch.nn.Module], dict] | None = None,
           checkpoint_dir: str | os.PathLike | None = None, tokenizer=None,
           live_plot: bool = False, progress: bool = True,
-          accelerator: Accelerator | None = None) -> TrainResult:
+          accelerator: Accelerator | None = None, dashboard: RunDashboard | None = None) -> TrainResult:
     """Train ``model`` on ``data`` and return the loss history.
 
     Args:
         data: any indexable sequence of examples (a list, a ``datasets.Dataset``).
         collate: turns a list of examples into a batch dict of tensors.
         loss_fn: ``loss_fn(model, batch) -> scalar tensor``; default :func:`causal_lm_loss`.
+            It may also return ``(loss, metrics)``, a dict of floats (e.g. DPO's implicit
+            rewards) that is averaged over the logged steps like the loss.
         eval_fn: called every ``config.eval_every`` steps (and at the end) on the bare
             model; the dict it returns is added to the history.
         checkpoint_dir: if given, a checkpoint is saved there every ``checkpoint_every``
             steps and at the end; if it already holds one, training resumes from it.
-        live_plot: redraw a loss curve in the notebook while training.
+        live_plot: draw the run's :class:`~course_utils.dashboard.RunDashboard` live in the notebook.
+        dashboard: a dashboard to log every row to (its live plot, JSONL log and warnings);
+            by default one is made when ``live_plot`` is set. Rows hold ``step``, ``loss``,
+            ``lr``, ``grad_norm`` (before clipping, at the logged step) and the loss's metrics.
         accelerator: by default one on :func:`device.pick_device`'s device, with bfloat16
             mixed precision where :func:`device.mixed_precision` says so (never on a CPU).
     """
@@ -270,10 +276,8 @@ def train(model: torch.nn.Module, data: Sequence, collate: Callable[[list], dict
         start, history = load_training_state(ckpt, model, optimizer)
     model, optimizer = accelerator.prepare(model, optimizer)
     model.train()
-    plot = None
-    if live_plot and accelerator.is_main_process:
-        from course_utils.plotting import LiveLossPlot
-        plot = LiveLossPlot(title=config.desc)
+    if dashboard is None and live_plot and accelerator.is_main_process:
+        dashboard = RunDashboard(title=config.desc, live=True)
     result = TrainResult(history=history, steps_done=start)
     # mininterval: at most two redraws a second; a notebook's message channel drops messages
     # (including the one that says a cell has finished) when a long cell floods it
@@ -281,46 +285,57 @@ def train(model: torch.nn.Module, data: Sequence, collate: Callable[[list], dict
                mininterval=0.5,
                disable=not (progress and accelerator.is_main_process), leave=True)
     t0 = time.perf_counter()
-    running, n_running = 0.0, 0
+    running, n_running, extras = 0.0, 0, {}
     for step in bar:
         idx = sampler.indices(step)[rank::world]
         batch = {k: v.to(accelerator.device) for k, v in collate([data[i] for i in idx]).items()}
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step, config)
         loss = loss_fn(model, batch)
+        if isinstance(loss, tuple):  # (loss, metrics)
+            loss, metrics = loss
+            for k, v in metrics.items():
+                extras[k] = extras.get(k, 0.0) + float(v)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"the loss is {loss.item()} at step {step}: training diverged. "
                 f"Try a lower learning rate (now {config.lr}) or check the batch for empty labels.")
         accelerator.backward(loss)
+        last = step + 1 == config.steps
+        logging = (step + 1) % config.log_every == 0 or last
+        grad_norm = None
         if config.grad_clip:
-            accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), config.grad_clip)
+        elif logging:
+            grad_norm = torch.nn.utils.get_total_norm([p.grad for p in model.parameters() if p.grad is not None])
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
         logged = accelerator.reduce(loss.detach(), reduction="mean") if world > 1 else loss.detach()
         running += logged.item()  # the mean over processes, so every rank logs the same
         n_running += 1
         result.examples_seen += config.batch_size
-        last = step + 1 == config.steps
-        if (step + 1) % config.log_every == 0 or last:
+        if logging:
             row = {"step": step + 1, "loss": running / n_running, "lr": lr_at(step, config)}
-            running, n_running = 0.0, 0
+            if grad_norm is not None:
+                row["grad_norm"] = float(grad_norm)
+            row.update({k: v / n_running for k, v in extras.items()})
+            running, n_running, extras = 0.0, 0, {}
             if eval_fn is not None and (last or (config.eval_every and (step + 1) % config.eval_every == 0)):
                 model.eval()
                 row.update(eval_fn(accelerator.unwrap_model(model)))
                 model.train()
             history.append(row)
             bar.set_postfix(loss=f"{row['loss']:.3f}")
-            if plot is not None:
-                plot.update(history)
+            if dashboard is not None:
+                dashboard.log(row)
         if ckpt is not None and (last or (config.checkpoint_every and (step + 1) % config.checkpoint_every == 0)):
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
                 save_checkpoint(ckpt, accelerator.unwrap_model(model), tokenizer, optimizer,
                                 step + 1, history, config)
     bar.close()
-    if plot is not None:
-        plot.close()
+    if dashboard is not None:
+        dashboard.close()
     model.eval()
     result.steps_done = config.steps
     result.seconds = time.perf_counter() - t0

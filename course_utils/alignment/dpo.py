@@ -187,43 +187,61 @@ def add_reference_logps(ref_model, data: list[dict], pad_token_id: int, batch_si
 
 
 def dpo_batch_loss(model, batch: Mapping[str, torch.Tensor], beta: float, loss_type: str = "sigmoid",
-                   label_smoothing: float = 0.0, gamma: float = 0.5) -> torch.Tensor:
+                   label_smoothing: float = 0.0, gamma: float = 0.5, with_metrics: bool = False):
     """A DPO-family loss of a collated batch (2B rows, plus the reference log-probabilities
     unless ``loss_type`` is reference-free).
 
     ``beta`` is each loss's own coefficient: DPO's beta, IPO's tau, SimPO's beta, ORPO's
     lambda. ``label_smoothing`` is cDPO's / robust DPO's flip rate ``eps``; ``gamma`` is
     SimPO's target margin.
+
+    With ``with_metrics``, returns ``(loss, metrics)``; for the losses with a reference the
+    metrics are the mean implicit rewards ``chosen_reward`` = beta * (log pi(y_w|x) - log
+    ref(y_w|x)) and ``rejected_reward`` (the same for y_l), and ``margin_accuracy``, the share
+    of the B pairs whose chosen reward is the larger (the run dashboard plots them).
     """
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"unknown loss_type {loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
     lp = sequence_logps(model, batch)
     b = lp.shape[0] // 2
-    if loss_type == "sigmoid":
-        return dpo_loss(lp[:b], lp[b:], batch["ref_chosen"], batch["ref_rejected"], beta)
     if loss_type in REFERENCE_FREE or loss_type == "ipo":
         n = response_lengths(batch).to(lp.dtype)
     if loss_type == "simpo":
         avg = lp / n
-        return simpo_loss(avg[:b], avg[b:], beta, gamma)
-    if loss_type == "orpo":
+        loss = simpo_loss(avg[:b], avg[b:], beta, gamma)
+    elif loss_type == "orpo":
         avg = lp / n
         nll = -lp[:b].sum() / n[:b].sum()              # token-mean cross-entropy of the chosen responses
-        return orpo_loss(avg[:b], avg[b:], nll, beta)
-    ref_c, ref_r = batch["ref_chosen"], batch["ref_rejected"]
-    if loss_type == "hinge":
-        return hinge_loss(lp[:b], lp[b:], ref_c, ref_r, beta)
-    if loss_type == "ipo":
-        return ipo_loss(lp[:b], lp[b:], ref_c, ref_r, beta, n[:b], n[b:])
-    if loss_type == "cdpo":
-        return cdpo_loss(lp[:b], lp[b:], ref_c, ref_r, beta, label_smoothing)
-    return robust_dpo_loss(lp[:b], lp[b:], ref_c, ref_r, beta, label_smoothing)
+        loss = orpo_loss(avg[:b], avg[b:], nll, beta)
+    elif loss_type == "sigmoid":
+        loss = dpo_loss(lp[:b], lp[b:], batch["ref_chosen"], batch["ref_rejected"], beta)
+    elif loss_type == "hinge":
+        loss = hinge_loss(lp[:b], lp[b:], batch["ref_chosen"], batch["ref_rejected"], beta)
+    elif loss_type == "ipo":
+        loss = ipo_loss(lp[:b], lp[b:], batch["ref_chosen"], batch["ref_rejected"], beta, n[:b], n[b:])
+    elif loss_type == "cdpo":
+        loss = cdpo_loss(lp[:b], lp[b:], batch["ref_chosen"], batch["ref_rejected"], beta, label_smoothing)
+    else:
+        loss = robust_dpo_loss(lp[:b], lp[b:], batch["ref_chosen"], batch["ref_rejected"], beta, label_smoothing)
+    if not with_metrics:
+        return loss
+    metrics: dict[str, float] = {}
+    if loss_type not in REFERENCE_FREE:
+        with torch.no_grad():
+            chosen = beta * (lp[:b] - batch["ref_chosen"])
+            rejected = beta * (lp[b:] - batch["ref_rejected"])
+            metrics = {"chosen_reward": chosen.mean().item(), "rejected_reward": rejected.mean().item(),
+                       "margin_accuracy": (chosen > rejected).float().mean().item()}
+    return loss, metrics
 
 
 def run_dpo(model, ref_model, tokenizer, rows: Iterable[Mapping], config: TrainConfig, beta: float = 0.5,
             loss_type: str = "sigmoid", label_smoothing: float = 0.0, gamma: float = 0.5,
             **train_kwargs) -> TrainResult:
     """Train ``model`` (in place) with a DPO-family loss on preference ``rows`` using the course loop.
+
+    The history's rows hold the loss and, for the losses with a reference, the implicit
+    rewards and margin accuracy of :func:`dpo_batch_loss` (averaged over the logged steps).
 
     ``ref_model`` may be ``None`` for the reference-free losses (``simpo``, ``orpo``).
     """
@@ -236,5 +254,5 @@ def run_dpo(model, ref_model, tokenizer, rows: Iterable[Mapping], config: TrainC
             raise ValueError(f"loss_type {loss_type!r} needs a reference model")
         data = add_reference_logps(ref_model, data, pad)
     return train(model, data, lambda b: collate_pairs(b, pad), config,
-                 loss_fn=lambda m, b: dpo_batch_loss(m, b, beta, loss_type, label_smoothing, gamma),
+                 loss_fn=lambda m, b: dpo_batch_loss(m, b, beta, loss_type, label_smoothing, gamma, with_metrics=True),
                  tokenizer=tokenizer, **train_kwargs)

@@ -66,6 +66,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from course_utils.dashboard import RunDashboard
 from course_utils.rl.ppo import clipped_surrogate, masked_mean, ppo_loss
 from course_utils.alignment.rlhf import kl_k1, kl_k3, response_logits, sample_rollout
 from course_utils.world import check_answer
@@ -186,7 +187,8 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
                reward_fn: Callable[[list[str], list[str]], torch.Tensor] | None = None,
                log_fn: Callable[[list[str], list[str], torch.Tensor], Mapping[str, float]] | None = None,
                eval_fn: Callable[[torch.nn.Module], Mapping[str, float]] | None = None,
-               eval_every: int = 10, callback: Callable[[dict], None] | None = None) -> GRPOResult:
+               eval_every: int = 10, callback: Callable[[dict], None] | None = None,
+               dashboard: RunDashboard | None = None) -> GRPOResult:
     """GRPO (or RLOO) on ``policy`` (in place) over instruction ``rows`` (``prompt``, ``response``): reward 1 for
     an exact answer, or ``reward_fn(prompts, responses) -> (N,)`` if given (then rows need only ``prompt``).
 
@@ -195,7 +197,9 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     ``zero_std_groups`` (groups whose rewards are all equal: no policy gradient), ``kl`` (mean
     per-answer k3 sum to ``ref``), ``kl_k1`` (the same with k1), ``entropy`` (mean token entropy
     of the sampled answers, nats), ``length`` (mean answer tokens), ``truncated`` (share of
-    answers cut at ``max_new_tokens``), ``clip_fraction``, ``loss``.
+    answers cut at ``max_new_tokens``), ``clip_fraction``, ``grad_norm`` (before clipping, the
+    last update of the step), ``loss``. Each row also goes to ``dashboard`` (live plot, JSONL
+    log, warnings: :mod:`course_utils.dashboard`).
 
     ``log_fn(prompts, responses, rewards)`` adds its own columns each step (e.g. a verifier's
     format rate); ``eval_fn(policy)`` adds columns after the first step and every ``eval_every``
@@ -249,7 +253,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
                                    torch.zeros_like(adv), clip=cfg.clip, vf_coef=0.0, mask=ro.mask)
             optimizer.zero_grad()
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
+            grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             optimizer.step()
         policy.eval()
         groups = rewards.view(-1, cfg.group_size)
@@ -260,7 +264,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
                "kl_k1": (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
                "entropy": masked_mean(ro.entropy, ro.mask).item(), "length": ro.mask.sum(1).mean().item(),
                "truncated": (~ro.ended).float().mean().item(),
-               "clip_fraction": clipped.clip_fraction, "loss": loss.item()}
+               "clip_fraction": clipped.clip_fraction, "grad_norm": float(grad_norm), "loss": loss.item()}
         if log_fn is not None:
             row.update(log_fn(ro.prompts, ro.responses, rewards))
         if eval_fn is not None and (step == 0 or (step + 1) % eval_every == 0 or step + 1 == cfg.steps):
@@ -268,10 +272,14 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
                 row.update(eval_fn(policy))
         row["seconds"] = time.perf_counter() - t0
         result.history.append(row)
+        if dashboard is not None:
+            dashboard.log(row)
         if callback is not None:
             callback(row)
         bar.set_postfix(reward=f"{row['reward']:.2f}", kl=f"{row['kl']:.3f}", refresh=False)
     bar.close()
+    if dashboard is not None:
+        dashboard.close()
     return result
 
 

@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from course_utils import world
+from course_utils.dashboard import RunDashboard
 from course_utils.rl.ppo import gae, ppo_update
 from course_utils.alignment.reward_model import score
 from course_utils.device import autocast, to_device
@@ -229,15 +230,16 @@ GoldFn = Callable[[Sequence[str], Sequence[str]], Sequence[float]]
 
 def train_ppo_rlhf(policy, ref, reward_model, tokenizer, prompts: Sequence[str], config: RLHFConfig,
                    callback: Callable[[list[dict]], None] | None = None, progress: bool = True,
-                   gold: GoldFn | None = gold_scores) -> RLHFResult:
+                   gold: GoldFn | None = gold_scores, dashboard: RunDashboard | None = None) -> RLHFResult:
     """PPO on ``policy`` (modified in place) against ``reward_model``, KL-anchored to ``ref``.
 
     Each step samples ``batch_size`` prompts from ``prompts``, runs one rollout and one
     :func:`ppo.ppo_update`. Logged per step (``history``): ``proxy`` (mean reward-model
     score), ``gold`` (mean gold reward of the same responses), ``kl`` (mean over responses
     of the summed k1 estimate, nats), ``kl_k3``, ``kl_exact``, ``entropy`` (nats per token),
-    ``clip_fraction``, ``approx_kl``, ``length`` (tokens), ``eos_rate``, ``seconds``.
-    ``callback(history)`` is called after every step (e.g. a live plot).
+    ``clip_fraction``, ``approx_kl``, ``value_loss``, ``grad_norm``, ``length`` (tokens),
+    ``eos_rate``, ``seconds``. Each row also goes to ``dashboard`` (live plot, JSONL log,
+    warnings: :mod:`course_utils.dashboard`); ``callback(history)`` is called after every step.
 
     ``gold`` scores the responses for the log only (training never sees it): the tiny world's
     :func:`gold_scores` by default, which needs the tiny world's prompts. ``gold=None`` (a real
@@ -292,16 +294,20 @@ def train_ppo_rlhf(policy, ref, reward_model, tokenizer, prompts: Sequence[str],
             "kl_exact": (ro.exact_kl * m).sum(1).mean().item(),
             "entropy": ((ro.entropy * m).sum() / m.sum()).item(),
             "clip_fraction": stats["clip_fraction"], "approx_kl": stats["approx_kl"],
-            "value_loss": stats["value_loss"],
+            "value_loss": stats["value_loss"], "grad_norm": stats["grad_norm"],
             "length": m.sum(1).mean().item(), "eos_rate": ro.ended.float().mean().item(),
             "seconds": time.perf_counter() - t0})
         result.history.append(row)
         result.samples = list(zip(ro.prompts, ro.responses))
         shown = {k: f"{row[k]:.2f}" for k in ("proxy", "gold", "kl") if k in row}
         bar.set_postfix(shown, refresh=False)
+        if dashboard is not None:
+            dashboard.log(row)
         if callback is not None:
             callback(result.history)
     bar.close()
+    if dashboard is not None:
+        dashboard.close()
     return result
 
 

@@ -118,7 +118,8 @@ def ppo_update(batch: dict[str, torch.Tensor], evaluate: Callable[[dict[str, tor
         target_kl: stop the epochs early when the mean approximate KL exceeds it.
     Returns:
         Diagnostics averaged over all minibatch steps: ``loss``, ``policy_loss``,
-        ``value_loss``, ``entropy``, ``approx_kl``, ``clip_fraction``, ``steps``.
+        ``value_loss``, ``entropy``, ``approx_kl``, ``clip_fraction``, ``grad_norm`` (before
+        clipping), ``steps``.
     """
     n = batch["old_logp"].shape[0]
     parameters = list(parameters)
@@ -144,13 +145,16 @@ def ppo_update(batch: dict[str, torch.Tensor], evaluate: Callable[[dict[str, tor
             optimizer.zero_grad()
             out.total.backward()
             if max_grad_norm:
-                torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+                grad_norm = torch.nn.utils.clip_grad_norm_(parameters, max_grad_norm)
+            else:
+                grad_norm = torch.nn.utils.get_total_norm([p.grad for p in parameters if p.grad is not None])
             optimizer.step()
             steps += 1
             epoch_kl.append(out.approx_kl)
             for k, v in {"loss": out.total.item(), "policy_loss": out.policy.item(),
                          "value_loss": out.value.item(), "entropy": out.entropy.item(),
-                         "approx_kl": out.approx_kl, "clip_fraction": out.clip_fraction}.items():
+                         "approx_kl": out.approx_kl, "clip_fraction": out.clip_fraction,
+                         "grad_norm": float(grad_norm)}.items():
                 sums[k] = sums.get(k, 0.0) + v
         if target_kl is not None and sum(epoch_kl) / len(epoch_kl) > target_kl:
             break
