@@ -25,7 +25,10 @@ Subpackages, by what a learner looks for:
   labelers, reward models, PPO for the language model, DPO, KTO, GRPO, iterative methods;
 * :mod:`course_utils.evaluation` — measuring: exact match on the tasks, intervals and tests,
   arenas, judges, a reward-model benchmark, AI feedback;
-* :mod:`course_utils.real` — the real-model track and multi-process SFT.
+* :mod:`course_utils.real` — the real-model track and multi-process SFT;
+* :mod:`course_utils.safety` — helpful and harmless: the tiny world's harmful requests and their
+  harmless look-alikes, the gold policy's judgement of an answer, harmful-compliance and
+  needless-refusal rates.
 
 On top of everything: :mod:`course_utils.pipeline` (``python -m course_utils.pipeline``: every
 stage, one command) and :mod:`course_utils.experiments` (``make experiments``: the multi-seed
