@@ -26,6 +26,8 @@ Subpackages, by what a learner looks for:
 * :mod:`course_utils.evaluation` — measuring: exact match on the tasks, intervals and tests,
   arenas, judges, a reward-model benchmark, AI feedback;
 * :mod:`course_utils.real` — the real-model track and multi-process SFT;
+* :mod:`course_utils.reasoning` — RL with verifiable rewards: a reasoning task family, its
+  verifier with failure classes, pass@k and majority vote;
 * :mod:`course_utils.safety` — helpful and harmless: the tiny world's harmful requests and their
   harmless look-alikes, the gold policy's judgement of an answer, harmful-compliance and
   needless-refusal rates.
