@@ -313,8 +313,10 @@ class RunDashboard:
     Args:
         title: shown above the plot.
         path: a JSONL file to append every row to (created or truncated at start).
-        live: redraw the panels in the notebook at most every ``min_interval`` seconds (and
-            at :meth:`close`); outside a notebook nothing is drawn.
+        live: redraw the panels in the notebook while the run goes (and at :meth:`close`);
+            outside a notebook nothing is drawn. A redraw waits at least ``min_interval``
+            seconds and ten times the last redraw's duration since the last one, so drawing
+            takes at most about a tenth of the run's time.
         checks: the checks to run (default :data:`CHECKS`; ``{}`` for none).
         panels: the live plot's panels (default :data:`PANELS`); each shows the columns it
             names that the run has logged.
@@ -323,7 +325,7 @@ class RunDashboard:
 
     def __init__(self, title: str = "training", path: str | os.PathLike | None = None, live: bool = True,
                  checks: Mapping[str, Check] = CHECKS, panels: Sequence[Sequence[str]] = PANELS,
-                 echo: bool = True, min_interval: float = 0.5):
+                 echo: bool = True, min_interval: float = 1.0):
         self.title, self.checks, self.panels, self.echo = title, dict(checks), panels, echo
         self.history: list[dict] = []
         self.alerts: list[Alert] = []
@@ -332,7 +334,7 @@ class RunDashboard:
         if self.path is not None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.write_text("")
-        self.min_interval, self._drawn_at = min_interval, 0.0
+        self.min_interval, self._drawn_at, self._draw_seconds = min_interval, 0.0, 0.0
         self._handle = None
         if live and _in_notebook():
             from IPython.display import display
@@ -356,7 +358,8 @@ class RunDashboard:
         if self.echo:
             for alert in new:
                 print(f"[{self.title}] {alert.level.upper()} {alert}")
-        if self._handle is not None and time.monotonic() - self._drawn_at >= self.min_interval:
+        wait = max(self.min_interval, 10 * self._draw_seconds)
+        if self._handle is not None and time.monotonic() - self._drawn_at >= wait:
             self.draw()
         return new
 
@@ -366,6 +369,7 @@ class RunDashboard:
 
     def draw(self, fig=None):
         """Draw the panels that have data on ``fig`` (the live figure by default); return it."""
+        started = time.monotonic()
         fig = fig if fig is not None else (self._fig if self._handle is not None else plt.figure(figsize=(9, 2.6)))
         fig.clear()
         used = [[k for k in panel if _col(self.history, k)] for panel in self.panels]
@@ -392,6 +396,7 @@ class RunDashboard:
         if self._handle is not None and fig is self._fig:
             self._handle.update(fig)
             self._drawn_at = time.monotonic()
+            self._draw_seconds = self._drawn_at - started
         return fig
 
     def close(self) -> None:
