@@ -59,6 +59,42 @@ def test_worked_and_direct_arms_differ_only_in_their_answers():
         assert all(r.count(" plus ") == h for r, h in zip(worked[split]["response"], worked[split]["hops"]))
 
 
+def _statements(prompt):
+    return prompt.rsplit(" How many ", 1)[0].removesuffix(".").split(". ")
+
+
+@pytest.mark.parametrize("distractors, shuffle", [(False, True), (True, False), (False, False)])
+def test_easier_variants_keep_the_seed_s_chains_and_answers(distractors, shuffle):
+    sizes = dict(n_train=60, n_test=12, n_longer=6)
+    full = make_reasoning_data(seed=5, **sizes)
+    easy = make_reasoning_data(seed=5, distractors=distractors, shuffle=shuffle, **sizes)
+    for split in full:
+        for a, b in zip(full[split], easy[split]):
+            # the same asked chain, question and worked answer: only the statements differ
+            assert (a["terms"], a["answer"], a["response"]) == (b["terms"], b["answer"], b["response"])
+            assert a["prompt"].rsplit(" How many ", 1)[1] == b["prompt"].rsplit(" How many ", 1)[1]
+            full_st, easy_st = _statements(a["prompt"]), _statements(b["prompt"])
+            assert set(easy_st) <= set(full_st)
+            assert len(easy_st) == (2 if distractors else 1) * (b["hops"] + 1)
+            if not shuffle:              # each chain in order: every "more than X" follows X's statement
+                for i, st in enumerate(easy_st):
+                    if " more " in st:
+                        assert easy_st[i - 1].split(" has ")[0] == st.rsplit(" than ", 1)[1]
+                    else:
+                        assert i in (0, b["hops"] + 1)
+
+
+def test_unshuffled_problems_put_the_asked_chain_first_or_second():
+    firsts = []
+    for seed in range(40):
+        row = make_problem(random.Random(seed), (3, 4, 2), shuffle=False)
+        asked = row["prompt"].rsplit(" does ", 1)[1].removesuffix(" have?")
+        statements = _statements(row["prompt"])
+        assert asked in (statements[2].split(" has ")[0], statements[5].split(" has ")[0])
+        firsts.append(statements[2].startswith(asked))
+    assert 10 < sum(firsts) < 30
+
+
 def test_the_same_seed_gives_the_same_data_and_another_seed_does_not():
     a, b = make_reasoning_data(seed=1, n_train=40, n_test=8, n_longer=4), make_reasoning_data(seed=1, n_train=40, n_test=8, n_longer=4)
     c = make_reasoning_data(seed=2, n_train=40, n_test=8, n_longer=4)

@@ -20,6 +20,9 @@ corpus's kind ("a plus b is c" with ``a`` and ``b`` at most 20; :data:`course_ut
 the running total before the last addition is kept at 20 or less). A direct answer must find
 the chain among the distractors and add along it inside one forward pass of four layers.
 
+Easier variants, for calibration (``distractors=False``: only the asked chain; ``shuffle=False``:
+each chain's statements in chain order) keep a seed's chains, questions and worked answers.
+
 Splits (:func:`make_reasoning_data`): ``train`` and ``test`` hold chains of 1 to 3 hops, and no
 chain of numbers of ``test`` occurs in ``train``; ``test_longer`` holds chains of 4 hops, a length
 that training never shows. Every row has ``prompt``, ``response`` (worked or direct), ``answer``
@@ -82,14 +85,24 @@ def worked_steps(names: Sequence[str], terms: Sequence[int]) -> list[str]:
     return steps
 
 
-def make_problem(rng: random.Random, terms: Sequence[int], worked: bool = True) -> dict:
-    """One row: the asked chain ``terms``, a distractor chain as long, shuffled statements."""
+def make_problem(rng: random.Random, terms: Sequence[int], worked: bool = True,
+                 distractors: bool = True, shuffle: bool = True) -> dict:
+    """One row: the asked chain ``terms``, a distractor chain as long, shuffled statements.
+
+    ``distractors=False`` leaves out the second chain; ``shuffle=False`` keeps the statements
+    of each chain in chain order (start value first), the asked chain first or second at random.
+    """
     hops = len(terms) - 1
     names = rng.sample(CHILDREN, 2 * (hops + 1))
     asked, other = names[:hops + 1], names[hops + 1:]
     thing = rng.choice(THINGS)
     statements = chain_statements(asked, terms, thing) + chain_statements(other, sample_terms(rng, hops), thing)
-    rng.shuffle(statements)
+    order = list(range(len(statements)))
+    rng.shuffle(order)            # drawn whatever the flags, so they change no other draw of the seed
+    if not shuffle:               # each chain in order, the asked one first or second (by the same draw)
+        chains = [list(range(hops + 1)), list(range(hops + 1, 2 * hops + 2))]
+        order = chains[0] + chains[1] if order[0] <= hops else chains[1] + chains[0]
+    statements = [statements[i] for i in order if distractors or i <= hops]
     prompt = " ".join(statements) + f" How many {_plural(thing, 2)} does {asked[-1]} have?"
     final = f"{ANSWER_PREFIX} {sum(terms)}."
     response = " ".join(worked_steps(asked, terms) + [final]) if worked else final
@@ -97,14 +110,17 @@ def make_problem(rng: random.Random, terms: Sequence[int], worked: bool = True) 
 
 
 def make_reasoning_data(seed: int = 0, n_train: int = 3000, n_test: int = 300, n_longer: int = 200,
-                        worked: bool = True, test_fraction: float = 0.25) -> DatasetDict:
+                        worked: bool = True, test_fraction: float = 0.25, distractors: bool = True,
+                        shuffle: bool = True) -> DatasetDict:
     """The three splits described in the module docstring, ``hops`` drawn uniformly from TRAIN_HOPS.
 
     A share ``test_fraction`` of the distinct number chains seen while drawing goes to ``test``
     only, each once (``train`` repeats chains: there are only 81 with one hop). The same ``seed``
     gives the same problems whether ``worked`` is true or false, so the two arms of an experiment
-    differ only in their answers.
+    differ only in their answers. ``distractors`` and ``shuffle``: see :func:`make_problem` (the
+    same seed gives the same asked chains and names whatever they are).
     """
+    kw = {"distractors": distractors, "shuffle": shuffle}
     if n_train < 1 or n_test < 1 or n_longer < 1:
         raise ValueError("every split needs at least one problem")
     rng = random.Random(seed)
@@ -120,12 +136,12 @@ def make_reasoning_data(seed: int = 0, n_train: int = 3000, n_test: int = 300, n
             if rng.random() < test_fraction:
                 held.add(terms)
                 if len(test) < n_test:
-                    test.append(make_problem(rng, terms, worked))
+                    test.append(make_problem(rng, terms, worked, **kw))
                 continue
         if terms not in held and len(train) < n_train:
-            train.append(make_problem(rng, terms, worked))
+            train.append(make_problem(rng, terms, worked, **kw))
     else:
         raise ValueError(f"cannot draw {n_test} distinct test problems: lower n_test or raise test_fraction")
-    longer = [make_problem(rng, sample_terms(rng, LONGER_HOPS), worked) for _ in range(n_longer)]
+    longer = [make_problem(rng, sample_terms(rng, LONGER_HOPS), worked, **kw) for _ in range(n_longer)]
     return DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test),
                         "test_longer": Dataset.from_list(longer)})
