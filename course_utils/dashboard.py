@@ -88,6 +88,12 @@ def _last(history: Sequence[Mapping], key: str, n: int) -> list[float] | None:
     return values[-n:] if len(values) >= n else None
 
 
+def _stuck_at(history: Sequence[Mapping], key: str, value: float, n: int) -> bool:
+    """True when the last ``n`` logged values of ``key`` all equal ``value`` (and ``n`` were logged)."""
+    last = _last(history, key, n)
+    return last is not None and all(v == value for v in last)
+
+
 # ---------------------------------------------------------------------------------------------
 # The checks: each takes the history so far and returns a sentence when its signature is there.
 # ---------------------------------------------------------------------------------------------
@@ -102,8 +108,7 @@ def check_not_finite(history: Sequence[Mapping]) -> str | None:
 
 def check_no_gradient_groups(history: Sequence[Mapping], n: int = 3) -> str | None:
     """Every GRPO group had equal rewards in each of the last ``n`` steps: the advantages are all 0."""
-    last = _last(history, "zero_std_groups", n)
-    if last is not None and min(last) >= 1.0:
+    if _stuck_at(history, "zero_std_groups", 1.0, n):
         return (f"every group has zero reward spread in each of the last {n} steps: no gradient. "
                 f"All answers of a prompt are equally right or wrong: check the reward function "
                 f"and that the tasks are neither too easy nor too hard.")
@@ -112,9 +117,7 @@ def check_no_gradient_groups(history: Sequence[Mapping], n: int = 3) -> str | No
 
 def check_never_ends(history: Sequence[Mapping], n: int = 2) -> str | None:
     """Every answer was cut at the length cap (``truncated`` 1, or ``eos_rate`` 0) in the last ``n`` steps."""
-    cut = _last(history, "truncated", n)
-    ended = _last(history, "eos_rate", n)
-    if (cut is not None and min(cut) >= 1.0) or (ended is not None and max(ended) <= 0.0):
+    if _stuck_at(history, "truncated", 1.0, n) or _stuck_at(history, "eos_rate", 0.0, n):
         return (f"no answer ends with end-of-text in the last {n} steps: every one is cut at the length "
                 f"cap. Check that end-of-text is a trained label (pad = eos masks it out of the loss) "
                 f"and that the cap leaves room for a full answer.")
@@ -123,8 +126,7 @@ def check_never_ends(history: Sequence[Mapping], n: int = 2) -> str | None:
 
 def check_reward_always_zero(history: Sequence[Mapping], n: int = 5) -> str | None:
     """The mean reward was exactly 0 in each of the last ``n`` steps."""
-    last = _last(history, "reward", n)
-    if last is not None and max(abs(v) for v in last) == 0.0:
+    if _stuck_at(history, "reward", 0.0, n):
         return (f"the reward was 0 for every answer in the last {n} steps. Print a few answers next to "
                 f"their rewards: a parser that never matches or answers truncated at the cap score 0.")
     return None
@@ -132,8 +134,7 @@ def check_reward_always_zero(history: Sequence[Mapping], n: int = 5) -> str | No
 
 def check_format_never_fires(history: Sequence[Mapping], n: int = 5) -> str | None:
     """The format checker accepted no answer in the last ``n`` steps."""
-    last = _last(history, "format_rate", n)
-    if last is not None and max(last) == 0.0:
+    if _stuck_at(history, "format_rate", 0.0, n):
         return (f"the format reward has not fired once in {n} steps. Run the checker on an answer "
                 f"you know is well formed: its pattern may not match the model's template.")
     return None
@@ -231,8 +232,7 @@ def check_loss_not_progress(history: Sequence[Mapping], n: int = 6, small: float
 
 def check_gradient_zero(history: Sequence[Mapping], n: int = 3) -> str | None:
     """The gradient norm was exactly 0 in the last ``n`` rows: no parameter changes."""
-    last = _last(history, "grad_norm", n)
-    if last is not None and max(last) == 0.0:
+    if _stuck_at(history, "grad_norm", 0.0, n):
         return (f"the gradient has been exactly 0 for {n} steps: nothing is learning. Either no parameter "
                 f"requires a gradient (a reference that is the policy object is frozen with it) or every "
                 f"advantage is 0.")
