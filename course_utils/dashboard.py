@@ -55,6 +55,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from course_utils.jsonl import JSONLError, json_lines
+from course_utils.plotting import plot_history
 
 #: Panels of the live plot: each draws those of its columns that the run logs.
 PANELS: tuple[tuple[str, ...], ...] = (
@@ -378,17 +379,9 @@ class RunDashboard:
             fig.set_size_inches(min(3.0 * len(used), 12), 2.6 * ((len(used) + 3) // 4))
             axes = fig.subplots((len(used) + 3) // 4, min(len(used), 4), squeeze=False).ravel()
             for ax, keys in zip(axes, used):
-                for key in keys:
-                    pts = [(r["step"], r[key]) for r in self.history if key in r]
-                    ax.plot(*zip(*pts), marker="." if len(pts) < 30 else None, label=key)
+                plot_history(self.history, keys, ax=ax, title=keys[0] if len(keys) == 1 else "")
                 for alert in self.alerts:
                     ax.axvline(alert.step, color="#c0392b", lw=0.8, ls="--")
-                ax.set_xlabel("step")
-                ax.grid(alpha=0.3)
-                if len(keys) > 1:
-                    ax.legend(fontsize=7)
-                else:
-                    ax.set_title(keys[0], fontsize=9)
             for ax in axes[len(used):]:
                 ax.set_axis_off()
             fig.suptitle(self.title, fontsize=10)
