@@ -211,3 +211,22 @@ def test_bench_compare_says_which_ratios_hold_across_runs():
     assert not rows["a"]["holds"]          # 1.29 lies outside 1.17–1.23
     assert rows["b"]["holds"]              # 1.00 in 0.99–1.09 and 1.00 in 0.98–1.02
     assert not rows["c"]["holds"]          # run 1 was unstable: never a result
+
+
+def test_bench_chance_of_a_median_outside_a_range_matches_simulation():
+    """The exact count behind the 11-round default, against 20,000 simulated pairs of runs."""
+    import random
+    from course_tools.bench import outside_range_probability
+    assert outside_range_probability(7, 7) == pytest.approx(2 * 120 / 3432)
+    assert outside_range_probability(11, 11) < 0.013 < outside_range_probability(9, 9)
+    rng = random.Random(0)
+    trials, n, m = 20_000, 7, 7
+    misses = 0
+    for _ in range(trials):
+        old = [rng.random() for _ in range(n)]
+        new = sorted(rng.random() for _ in range(m))[m // 2]
+        misses += not (min(old) <= new <= max(old))
+    # binomial standard error at p = 0.07 over 20,000 trials is 0.0018; 4 of them is 0.0072
+    assert abs(misses / trials - outside_range_probability(n, m)) < 0.0072
+    with pytest.raises(ValueError, match="odd number"):
+        outside_range_probability(7, 6)
