@@ -18,8 +18,11 @@ first in odd ones; the kinds run in reverse order in odd rounds, so the grouped 
 runs of the grouping gain alternate too), then a pretraining round with the matmul peak
 measured just before and just after it. A load that starts mid-run then lands on both sides of a ratio instead of one. Each
 ratio is reported as the median of its per-round ratios with their min–max; a ratio whose
-rounds spread by more than ``UNSTABLE_SPREAD`` (20%) of the median, ``(max - min) / median``,
-is flagged as unstable and printed as such, never as a result. Chapter times run in
+rounds spread by more than ``UNSTABLE_SPREAD`` (20%) of the median is flagged as unstable and
+printed as such, never as a result. The spread leaves out the highest and the lowest round
+(with 5 rounds or more): ``(second highest - second lowest) / median``. A min–max spread
+grows with the number of rounds, so with it a longer run would be flagged more often, and
+one round disturbed by a passing job would void ten that agree. Chapter times run in
 ``--chapter-rounds`` rounds (default 2) and are flagged the same way.
 
 Prints a markdown table and, as its last line, one JSON object: ``ratios`` (for ``sft_vs_trl``,
@@ -231,10 +234,13 @@ def pretrain_throughput(steps: int = 30) -> dict:
 
 
 def spread_summary(values: list[float]) -> dict:
-    """Median, min, max and spread ``(max - min) / median`` of per-round values; ``stable`` if
-    the spread is at most ``UNSTABLE_SPREAD``."""
+    """Median, min, max and spread of per-round values; ``stable`` if the spread is at most
+    ``UNSTABLE_SPREAD``. The spread is ``(second highest - second lowest) / median`` with 5
+    values or more (one stray round at either end does not count), ``(max - min) / median``
+    with fewer."""
     med = statistics.median(values)
-    spread = (max(values) - min(values)) / med
+    v = sorted(values)
+    spread = ((v[-2] - v[1]) if len(v) >= 5 else (v[-1] - v[0])) / med
     return {"median": round(med, 3), "min": round(min(values), 3), "max": round(max(values), 3),
             "spread": round(spread, 3), "stable": spread <= UNSTABLE_SPREAD, "rounds": [round(v, 3) for v in values]}
 
@@ -265,7 +271,7 @@ def _ratio_cell(s: dict, percent: bool = False) -> str:
     def f(v: float) -> str:
         return f"{v:.0%}" if percent else f"{v:.2f}"
     if not s["stable"]:
-        return f"unstable: rounds spread {s['spread']:.0%} ({f(s['min'])}–{f(s['max'])}), no result"
+        return f"unstable: rounds spread {s['spread']:.0%} (all rounds {f(s['min'])}–{f(s['max'])}), no result"
     return f"{f(s['median'])}{'' if percent else 'x'} ({f(s['min'])}–{f(s['max'])})"
 
 
@@ -373,7 +379,7 @@ def main(argv: list[str] | None = None) -> dict:
         flag = "" if summary["course_minutes"]["stable"] else " unstable"
         rows.append(f"| all chapters | {_fmt(totals, ' min', 1)}{flag} | | |")
     print(f"\n{args.rounds} interleaved rounds; each cell: median (min–max over rounds); a ratio whose rounds spread "
-          f"by more than {UNSTABLE_SPREAD:.0%} of its median is marked unstable.")
+          f"by more than {UNSTABLE_SPREAD:.0%} of its median (highest and lowest round left out) is marked unstable.")
     print("\n| measurement | course | TRL / reference | ratio |\n|---|---|---|---|")
     print("\n".join(rows))
     if args.compare:

@@ -195,11 +195,14 @@ def test_bench_prints_a_table_and_json_last():
 def test_bench_flags_rounds_that_disagree():
     from course_tools.bench import UNSTABLE_SPREAD, _ratio_cell, spread_summary
     calm = spread_summary([2.0, 2.1, 1.95, 2.05, 2.0])
-    assert calm["stable"] and calm["median"] == 2.0 and calm["spread"] == pytest.approx(0.075)
-    noisy = spread_summary([2.0, 2.1, 1.5, 2.05, 2.0])
-    assert not noisy["stable"] and noisy["spread"] > UNSTABLE_SPREAD
+    assert calm["stable"] and calm["median"] == 2.0 and calm["spread"] == pytest.approx(0.025)   # (2.05 - 2.0) / 2
+    noisy = spread_summary([2.0, 2.6, 1.5, 2.05, 1.6])     # two rounds far off, not one
+    assert not noisy["stable"] and noisy["spread"] == pytest.approx(0.225) and noisy["spread"] > UNSTABLE_SPREAD
     assert _ratio_cell(noisy).startswith("unstable") and "no result" in _ratio_cell(noisy)
     assert _ratio_cell(calm) == "2.00x (1.95–2.10)"
+    one_stray = spread_summary([2.0, 2.1, 1.5, 2.05, 2.0])  # one disturbed round: still a result, its range shows it
+    assert one_stray["stable"] and (one_stray["min"], one_stray["max"]) == (1.5, 2.1)
+    assert not spread_summary([2.0, 2.5, 2.1])["stable"]    # fewer than 5 rounds: min to max
 
 def test_bench_compare_says_which_ratios_hold_across_runs():
     from course_tools.bench import compare_runs, spread_summary
