@@ -30,7 +30,9 @@ Subpackages, by what a learner looks for:
   verifier with failure classes, pass@k and majority vote;
 * :mod:`course_utils.safety` — helpful and harmless: the tiny world's harmful requests and their
   harmless look-alikes, the gold policy's judgement of an answer, harmful-compliance and
-  needless-refusal rates.
+  needless-refusal rates;
+* :mod:`course_utils.debugging` — when post-training goes wrong: each bug of chapter 18 as a
+  few lines in an otherwise healthy run, and the dashboard checks it should fire.
 
 On top of everything: :mod:`course_utils.pipeline` (``python -m course_utils.pipeline``: every
 stage, one command) and :mod:`course_utils.experiments` (``make experiments``: the multi-seed

@@ -19,7 +19,8 @@ column                meaning
 ``entropy``           mean token entropy of the sampled answers (nats)
 ``length``            mean answer length in tokens
 ``truncated``         share of answers cut at the length cap (none ends with end-of-text)
-``eos_rate``          share of answers that end with end-of-text (PPO)
+``eos_rate``          share of answers that end with end-of-text (PPO; SFT with an evaluation)
+``end_prob``          mean probability of end-of-text right after held-out reference answers (SFT)
 ``zero_std_groups``   share of GRPO groups whose rewards are all equal (no gradient)
 ``clip_fraction``     share of tokens (or answers) whose ratio was clipped
 ``format_rate``       share of answers a format checker accepts (RLVR)
@@ -61,7 +62,7 @@ from course_utils.plotting import plot_history
 PANELS: tuple[tuple[str, ...], ...] = (
     ("loss",), ("reward", "proxy", "gold", "format_rate"), ("kl", "kl_k1", "kl_k3"), ("entropy",),
     ("length",), ("grad_norm",), ("chosen_reward", "rejected_reward"), ("margin_accuracy",),
-    ("zero_std_groups", "truncated", "eos_rate", "clip_fraction"),
+    ("zero_std_groups", "truncated", "eos_rate", "end_prob", "clip_fraction"),
 )
 
 
@@ -122,6 +123,24 @@ def check_never_ends(history: Sequence[Mapping], n: int = 2) -> str | None:
         return (f"no answer ends with end-of-text in the last {n} steps: every one is cut at the length "
                 f"cap. Check that end-of-text is a trained label (pad = eos masks it out of the loss) "
                 f"and that the cap leaves room for a full answer.")
+    return None
+
+
+def check_end_not_learned(history: Sequence[Mapping], floor: float = 0.9) -> str | None:
+    """Right after a reference answer, end-of-text had a mean probability below ``floor``
+    (``end_prob``, an evaluation over held-out prompts): the model is not learning where to stop.
+
+    Answers may still end for a while (the base model ends short texts from pretraining), so this
+    column shows the bug long before ``eos_rate`` does. The floor comes from chapter 18's sweep
+    ``failures`` (5 seeds, 150 steps): healthy SFT runs stayed above 0.998 at every evaluation
+    logged there, runs with the end-of-text label removed ended between 0.11 and 0.82.
+    """
+    last = _last(history, "end_prob", 1)
+    if last is not None and last[0] < floor:
+        return (f"after a reference answer the model gives end-of-text a probability of only {last[0]:.2f} "
+                f"(below {floor}): it is not learning where answers stop. Check that each answer's closing "
+                f"end-of-text is a trained label (print one batch's labelled tokens): padding with "
+                f"end-of-text, or a mask one token off, removes it.")
     return None
 
 
@@ -210,12 +229,13 @@ def check_chosen_falls(history: Sequence[Mapping], n: int = 6) -> str | None:
 
 def check_kl_stuck_at_zero(history: Sequence[Mapping], n: int = 3) -> str | None:
     """KL to the reference was exactly 0 in the last ``n`` rows, after the first, while the
-    gradient was not 0 (so the policy moved, yet the reference moved with it)."""
+    gradient was not 0: something is trained, yet the policy never leaves the reference (the
+    reference moves with it, or was frozen together with it and only the value head learns)."""
     values, grads = _col(history, "kl"), _last(history, "grad_norm", n)
     if len(values) > n and all(v == 0.0 for v in values[-n:]) and grads is not None and min(grads) > 0:
-        return (f"KL to the reference has been exactly 0 for {n} steps although the policy is trained: "
-                f"the reference is the policy itself (the same object, or weights it shares). "
-                f"Load a separate copy and freeze it.")
+        return (f"KL to the reference has been exactly 0 for {n} steps while the run computes gradients: "
+                f"the reference is the policy itself (the same object, or weights it shares), so the two "
+                f"move together, or freezing the reference froze the policy. Load a separate copy and freeze it.")
     return None
 
 
@@ -247,6 +267,7 @@ CHECKS: dict[str, Check] = {
     "not_finite": check_not_finite,
     "no_gradient_groups": check_no_gradient_groups,
     "never_ends": check_never_ends,
+    "end_not_learned": check_end_not_learned,
     "reward_always_zero": check_reward_always_zero,
     "format_never_fires": check_format_never_fires,
     "kl_jump": check_kl_jump,

@@ -22,6 +22,7 @@ FAILURES = {
     "not_finite": rows(3, loss=lambda s: float("nan") if s == 3 else 1.0),
     "no_gradient_groups": rows(3, zero_std_groups=1.0, reward=1.0),
     "never_ends": rows(2, truncated=1.0),
+    "end_not_learned": rows(3, end_prob=lambda s: 0.999 if s < 3 else 0.6, eos_rate=1.0),
     "reward_always_zero": rows(5, reward=0.0, zero_std_groups=lambda s: 0.5 if s == 1 else 0.9),
     "format_never_fires": rows(5, format_rate=0.0),
     "kl_jump": rows(4, kl=lambda s: 0.05 * s if s < 4 else 2.5),
@@ -40,6 +41,7 @@ HEALTHY = [
     rows(30, reward=lambda s: min(1.0, 0.2 + 0.03 * s), zero_std_groups=lambda s: 0.2 + 0.02 * s,
          kl=lambda s: 0.01 * (s - 1), loss=lambda s: 0.3 / s, truncated=0.05, format_rate=0.9, entropy=lambda s: 1.0 - 0.01 * s),
     rows(30, proxy=lambda s: 0.05 * s, gold=lambda s: 0.04 * s, kl=lambda s: 0.05 * s, eos_rate=0.95),
+    rows(6, loss=lambda s: 3.0 / s, end_prob=lambda s: 0.99 + 0.001 * s, eos_rate=1.0, exact=lambda s: 0.1 * s),
     rows(30, chosen_reward=lambda s: 0.02 * s, rejected_reward=lambda s: -0.05 * s,
          margin_accuracy=lambda s: min(1.0, 0.5 + 0.02 * s)),
 ]
