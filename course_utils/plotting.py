@@ -10,22 +10,25 @@ import matplotlib.pyplot as plt
 
 
 def plot_history(history: Sequence[dict], keys: Sequence[str] = ("loss",), ax=None,
-                 title: str = "", logy: bool = False):
-    """Plot the columns ``keys`` of a training history against ``step``."""
+                 title: str = "", logy: bool = False, label: str | None = None):
+    """Plot the columns ``keys`` of a training history against ``step``.
+
+    ``label`` names the line instead of the column (one key): several runs on one ``ax``.
+    """
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.2))
     for key in keys:
         pts = [(r["step"], r[key]) for r in history if key in r]
         if pts:
-            ax.plot(*zip(*pts), marker="." if len(pts) < 30 else None, label=key)
+            ax.plot(*zip(*pts), marker="." if len(pts) < 30 else None, label=label or key)
     ax.set_xlabel("step")
     ax.set_title(title)
     if logy:
         ax.set_yscale("log")
     ax.set_ylabel(keys[0] if len(keys) == 1 else "")
     ax.grid(alpha=0.3)
-    if len(keys) > 1:
-        ax.legend()
+    if len(keys) > 1 or label:
+        ax.legend(fontsize=7)
     return ax
 
 
