@@ -55,9 +55,10 @@ lab: setup
 	$(BIN)/jupyter lab $(ROOT_FLAG) --ServerApp.root_dir="$(CURDIR)" \
 	    --LabApp.default_url=/lab/tree/chapters
 
-# Unit tests, the lab grading and browser tests, every chapter and every lab solution notebook, offline.
+# Unit tests, the lab grading and browser tests, every chapter and every lab solution notebook,
+# the class dashboard, offline.
 test: setup browser sandbox
-	COURSE_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) $(NBVAL) -v --durations=25
+	COURSE_CHROMIUM=$(CHROMIUM) $(TEST_ENV) $(BIN)/python -m pytest tests $(wildcard chapters/*.ipynb) $(wildcard solutions/*/*.ipynb) course_tools/classroom/dashboard.ipynb $(NBVAL) -v --durations=25
 
 test-unit: setup
 	$(TEST_ENV) $(BIN)/python -m pytest tests -x -q

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import uvicorn
 
-from course_tools.classroom.dashboard import Room, fleiss_kappa
+from course_tools.classroom.dashboard import Room, class_ppo, fleiss_kappa
 from course_tools.classroom.server import Limits, make_app
 from course_tools.classroom.simulate import ServerProcess, free_port, simulate_class, synthetic_pairs, wait_until
 from course_utils.alignment.class_store import ClassStore, JoinError, label_store
@@ -289,3 +289,14 @@ def test_the_dashboard_numbers(room):
     assert (per["ana"].value, per["cy"].value, overall.value, overall.n) == (1.0, 0.0, pytest.approx(2 / 3), 3)
     assert r.kappa() == pytest.approx(fleiss_kappa([[2, 1, 0]]))
     assert len(r.preferences()) == 3 and r.export_jsonl(room.folder / "out.jsonl") == 4
+
+
+def test_class_ppo_scores_the_same_samples_before_and_after():
+    from course_utils.models import load_model
+    rm, tok = load_model("rm", kind="classifier")
+    runs = [class_ppo(rm, tok, steps=1, batch_size=8, n_eval_prompts=12, progress=False) for _ in range(2)]
+    a = runs[0]
+    assert len(a["history"]) == 1 and {"gold", "proxy", "kl"} <= set(a["history"][0])
+    assert (a["before"].n, a["after"].n, a["gain"].n) == (12, 12, 12)
+    assert runs[1]["before"] == a["before"] and runs[1]["after"] == a["after"]   # seeded: one result
+    assert a["gain"].value == pytest.approx(a["after"].value - a["before"].value)

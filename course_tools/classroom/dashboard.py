@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
 from datasets import Dataset
 
 from course_utils.alignment.feedback import PREFERENCE_SCHEMA, gold_of
@@ -165,3 +166,41 @@ def class_reward_model(room: Room, steps: int = 62, n_test_prompts: int = 300, s
             "seconds": result.seconds, "test_pairs": len(test),
             "class_rm": wilson(int(ours.sum().round()), len(test)),
             "shipped_rm": wilson(int(theirs.sum().round()), len(test))}
+
+
+def class_ppo(reward_model, tokenizer, steps: int = 50, batch_size: int = 64, kl_coef: float = 0.2,
+              n_eval_prompts: int = 200, seed: int = 0, progress: bool = True, desc: str = "PPO") -> dict:
+    """Chapter 10's PPO run (the shipped SFT policy, 50 steps of 64, β = 0.2) against ``reward_model``; the gold result.
+
+    The run is :func:`course_utils.alignment.rlhf.train_ppo_rlhf` on chapter 10's training
+    prompts, ``steps`` rollouts of ``batch_size`` responses (gold is logged, never trained on).
+    Before and after, one temperature-1 response to each of chapter 10's ``n_eval_prompts``
+    evaluation prompts is scored by gold, with the same random seed both times; the gain is
+    the mean of the per-prompt differences (after - before) with a t interval (:func:`mean_ci`).
+    Returns the run's ``history`` and ``seconds``, and ``before``, ``after`` and ``gain``
+    (Intervals of mean gold reward per response).
+    """
+    from course_utils import world
+    from course_utils.alignment.rlhf import RLHFConfig, gold_scores, sample_rollout, train_ppo_rlhf
+    from course_utils.evaluation.uncertainty import mean_ci
+    from course_utils.models import load_model
+    from course_utils.training import set_seed
+
+    train_prompts = list(world.open_prompts(seed=1, n=4000)["prompt"])
+    eval_prompts = list(world.open_prompts(seed=50, n=n_eval_prompts)["prompt"])
+    set_seed(seed)
+    policy, _ = load_model("sft")
+    ref, _ = load_model("sft")
+
+    def gold_now() -> list[float]:
+        torch.manual_seed(seed + 1)
+        ro = sample_rollout(policy, None, ref, tokenizer, eval_prompts, max_new_tokens=24)
+        return list(gold_scores(ro.prompts, ro.responses))
+
+    before = gold_now()
+    config = RLHFConfig(steps=steps, batch_size=batch_size, kl_coef=kl_coef, seed=seed, desc=desc)
+    result = train_ppo_rlhf(policy, ref, reward_model, tokenizer, train_prompts, config, progress=progress)
+    after = gold_now()
+    return {"history": result.history, "seconds": result.history[-1]["seconds"],
+            "before": mean_ci(before), "after": mean_ci(after),
+            "gain": mean_ci([a - b for a, b in zip(after, before)])}
