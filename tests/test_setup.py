@@ -177,9 +177,9 @@ def test_pipeline_rejects_unknown_stages():
 
 def test_bench_prints_a_table_and_json_last():
     """The benchmark runs end to end, interleaved in rounds (its numbers are printed, never asserted:
-    they depend on the machine). Small here: 2 rounds of 10 steps."""
+    they depend on the machine). Small here: 2 rounds of 10 steps, and the class store's labels/s."""
     out = subprocess.run([sys.executable, "-m", "course_tools.bench", "--skip-chapters", "--rounds", "2",
-                          "--steps", "10"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
+                          "--steps", "10", "--class-store"], capture_output=True, text=True, check=True, cwd=ROOT).stdout
     lines = out.strip().splitlines()
     summary = json.loads(lines[-1])
     assert set(summary["ratios"]) == {"sft_vs_trl", "sft_grouped_vs_trl", "sft_grouping_gain", "rm_vs_trl",
@@ -190,6 +190,10 @@ def test_bench_prints_a_table_and_json_last():
     assert any(line.startswith("| measurement |") for line in lines)
     compute = [line for line in lines if "step: compute" in line]
     assert len(compute) == 4 and all("% padding" in line and "of peak" in line for line in compute)
+    store = summary["class_store"]
+    assert store["sustained"]["labels_per_s"] > 0 and store["sustained"]["participants"] == 30
+    assert (store["killed_midway"]["lost"], store["killed_midway"]["duplicated"]) == (0, 0)
+    assert any(line.startswith("class store, 30 participants:") for line in lines)
 
 
 def test_bench_flags_rounds_that_disagree():
