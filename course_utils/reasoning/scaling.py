@@ -17,7 +17,7 @@ fair comparison with one sample of another model is at equal sampled tokens.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Hashable, Sequence
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:
@@ -39,7 +39,7 @@ def pass_at_k_curve(correct_counts: Sequence[int], n: int, ks: Sequence[int]) ->
     return {k: sum(pass_at_k(n, c, k) for c in correct_counts) / len(correct_counts) for k in ks}
 
 
-def majority_vote(answers: Sequence[int | None]) -> int | None:
+def majority_vote(answers: Sequence[Hashable | None]) -> Hashable | None:
     """The most common answer, ignoring ``None`` (unparsed); ties go to the one seen first."""
     counts = Counter(a for a in answers if a is not None)
     if not counts:

@@ -1,10 +1,10 @@
-"""Checkers for the multi-step sums: a reward from a program instead of a reward model.
+"""Checkers for *who has the ball?*: a reward from a program instead of a reward model.
 
 An answer is **well-formed** when it is zero or more step sentences followed by exactly one
-final ``"Answer: N."`` (the full stop optional) and nothing after it. A step sentence is a
-look-up (``"Sam has 2 more than Mia."`` or ``"Tom has 3."``) or an addition (``"3 plus 4 is 7."``)::
+final ``"Answer: Name."`` (the full stop optional) and nothing after it. A step sentence is
+``"A and B swap: C has it."`` with three capitalised names::
 
-    Sam has 2 more than Mia. Mia has 4 more than Tom. Tom has 3. 3 plus 4 is 7. 7 plus 2 is 9. Answer: 9.
+    Mia and Tom swap: Tom has it. Ben and Sam swap: Tom has it. Tom and Ben swap: Ben has it. Answer: Ben.
 
 :func:`verify` sorts every response into exactly one class, as CS336's ``math_baseline``
 analysis sorts a model's failures into *format* and *answer* errors:
@@ -12,45 +12,49 @@ analysis sorts a model's failures into *format* and *answer* errors:
 ==================  ==========  ==================================================================
 class               kind        what went wrong
 ==================  ==========  ==================================================================
-``correct``         --          well-formed and the number is the total
-``wrong_answer``    answer      well-formed, but the number is not the total
+``correct``         --          well-formed and the name is the right one
+``wrong_answer``    answer      well-formed, but the name is not the right one
 ``no_answer``       format      no ``"Answer:"`` at all (e.g. cut off at the length limit)
-``bad_answer``      format      ``"Answer:"`` not followed by a whole number
+``bad_answer``      format      ``"Answer:"`` not followed by one capitalised name
 ``extra_text``      format      more text after the answer, or a second ``"Answer:"``
 ``bad_steps``       format      text before the answer that is not step sentences
 ==================  ==========  ==================================================================
 
-The rewards are one function each, every one a float in [0, 1], and none raises on any string:
+The rewards are one function each, ``reward(response, problem)`` with ``problem`` a row of
+:func:`course_utils.reasoning.tasks.make_reasoning_data` (its ``answer``, ``start`` and
+``swaps``); every one is a float in [0, 1], and none raises on any string:
 
 * :func:`correctness_reward` -- 1 if the class is ``correct``: the reward of RL with verifiable rewards;
-* :func:`format_reward` -- 1 if well-formed, whatever the number (R1-Zero's format reward);
-* :func:`step_reward` -- the share of additions whose arithmetic is true (partial credit;
-  0 without additions);
+* :func:`format_reward` -- 1 if well-formed, whatever the name (R1-Zero's format reward);
+* :func:`step_reward` -- the share of the problem's swaps that the steps state and resolve
+  right, in order (partial credit; 0 without steps);
 * :func:`combined_reward` -- ``correctness + format_weight * format``, scaled back into [0, 1].
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+
+from course_utils.reasoning.tasks import holders
 
 ANSWER_PREFIX = "Answer:"
 FORMAT_FAILURES = ("no_answer", "bad_answer", "extra_text", "bad_steps")
 CLASSES = ("correct", "wrong_answer") + FORMAT_FAILURES
-MAX_DIGITS = 6                       # a longer "number" is a malformed answer, not an int to convert
+_NAME = r"[A-Z][a-z]{1,15}"
 
-_ADDITION = re.compile(r"(\d{1,%d}) plus (\d{1,%d}) is (\d{1,%d})\." % ((MAX_DIGITS,) * 3))
-_LOOKUP = re.compile(r"[A-Z][a-z]+ has \d{1,%d}( more than [A-Z][a-z]+)?\." % MAX_DIGITS)
+_STEP = re.compile(rf"({_NAME}) and ({_NAME}) swap: ({_NAME}) has it\.")
 _FINAL = re.compile(r"Answer:[ ]?(\S*?)\.?$")
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """What :func:`verify` found: the class, the parsed number (None if none), the steps."""
+    """What :func:`verify` found: the class, the parsed name (None if none), the steps."""
 
     label: str                       # one of CLASSES
-    answer: int | None               # the number after "Answer:", when it is a whole number
-    steps: tuple[tuple[int, int, int], ...] = ()   # (a, b, c) of every addition "a plus b is c."
+    answer: str | None               # the name after "Answer:", when it is one name
+    steps: tuple[tuple[str, str, str], ...] = ()   # (A, B, C) of every step "A and B swap: C has it."
 
     @property
     def correct(self) -> bool:
@@ -66,26 +70,20 @@ class Verdict:
         return "correct" if self.correct else "answer" if self.label == "wrong_answer" else "format"
 
 
-def parse_steps(text: str) -> tuple[tuple[tuple[int, int, int], ...], str]:
-    """Read step sentences from the start of ``text``: the additions ``(a, b, c)`` among them, and
-    what is left after the last step sentence (stripped)."""
-    additions, rest = [], text.strip()
-    while True:
-        m = _ADDITION.match(rest)
-        if m:
-            additions.append((int(m.group(1)), int(m.group(2)), int(m.group(3))))
-        else:
-            m = _LOOKUP.match(rest)
-            if not m:
-                return tuple(additions), rest
+def parse_steps(text: str) -> tuple[tuple[tuple[str, str, str], ...], str]:
+    """Read step sentences from the start of ``text``: their ``(A, B, C)``, and what is left
+    after the last one (stripped)."""
+    steps, rest = [], text.strip()
+    while m := _STEP.match(rest):
+        steps.append((m.group(1), m.group(2), m.group(3)))
         rest = rest[m.end():].lstrip()
+    return tuple(steps), rest
 
 
-def verify(response: str, answer: str | int) -> Verdict:
-    """Sort ``response`` into one of :data:`CLASSES` against the true total ``answer``."""
+def verify(response: str, answer: str) -> Verdict:
+    """Sort ``response`` into one of :data:`CLASSES` against the right name ``answer``."""
     if not isinstance(response, str):
         raise TypeError(f"response must be a string, not {type(response).__name__}")
-    target = int(answer)
     text = response.strip()
     where = text.find(ANSWER_PREFIX)
     if where < 0:
@@ -94,41 +92,45 @@ def verify(response: str, answer: str | int) -> Verdict:
     tail = text[where:]
     m = _FINAL.match(tail)
     if tail.count(ANSWER_PREFIX) > 1 or m is None:
-        first = re.match(r"Answer:[ ]?(\d{1,%d})" % MAX_DIGITS, tail)
-        return Verdict("extra_text", int(first.group(1)) if first else None, steps)
-    token = m.group(1)
-    if not (token.isascii() and token.isdigit() and len(token) <= MAX_DIGITS):
+        first = re.match(rf"Answer:[ ]?({_NAME})\b", tail)
+        return Verdict("extra_text", first.group(1) if first else None, steps)
+    name = m.group(1)
+    if not re.fullmatch(_NAME, name):
         return Verdict("bad_answer", None, steps)
-    number = int(token)
     if before:
-        return Verdict("bad_steps", number, steps)
-    return Verdict("correct" if number == target else "wrong_answer", number, steps)
+        return Verdict("bad_steps", name, steps)
+    return Verdict("correct" if name == answer else "wrong_answer", name, steps)
 
 
-def correctness_reward(response: str, answer: str | int) -> float:
-    """1.0 if ``response`` is well-formed and its number is ``answer``, else 0.0."""
-    return float(verify(response, answer).correct)
+def correctness_reward(response: str, problem: Mapping) -> float:
+    """1.0 if ``response`` is well-formed and names ``problem["answer"]``, else 0.0."""
+    return float(verify(response, problem["answer"]).correct)
 
 
-def format_reward(response: str, answer: str | int = 0) -> float:
-    """1.0 if ``response`` is well-formed (steps, then one ``"Answer: N."``), whatever N is."""
-    return float(verify(response, answer).well_formed)
+def format_reward(response: str, problem: Mapping | None = None) -> float:
+    """1.0 if ``response`` is well-formed (steps, then one ``"Answer: Name."``), whatever the name."""
+    return float(verify(response, "").well_formed)
 
 
-def step_reward(response: str, answer: str | int = 0) -> float:
-    """The share of additions ``"a plus b is c."`` with ``a + b == c`` (0.0 without additions)."""
-    steps = verify(response, answer).steps
-    return sum(a + b == c for a, b, c in steps) / len(steps) if steps else 0.0
+def step_reward(response: str, problem: Mapping) -> float:
+    """The share of ``problem["swaps"]`` whose step is right: step i states swap i and the holder
+    after it (0.0 without steps; steps beyond the problem's swaps count against it)."""
+    steps = verify(response, problem["answer"]).steps
+    if not steps:
+        return 0.0
+    truth = [(a, b, h) for (a, b), h in zip(problem["swaps"], holders(problem["start"], problem["swaps"]))]
+    right = sum(s == t for s, t in zip(steps, truth))
+    return right / max(len(truth), len(steps))
 
 
-def combined_reward(response: str, answer: str | int, format_weight: float = 0.2) -> float:
+def combined_reward(response: str, problem: Mapping, format_weight: float = 0.2) -> float:
     """``(correctness + format_weight * format) / (1 + format_weight)``: 1 for a right answer, a
     little for a well-formed wrong one, 0 for a malformed one."""
-    v = verify(response, answer)
+    v = verify(response, problem["answer"])
     return (float(v.correct) + format_weight * float(v.well_formed)) / (1 + format_weight)
 
 
-def failure_table(responses: list[str], answers: list[str | int]) -> dict[str, float]:
+def failure_table(responses: list[str], answers: list[str]) -> dict[str, float]:
     """The share of ``responses`` in each class of :data:`CLASSES` (the shares sum to 1)."""
     if len(responses) != len(answers):
         raise ValueError(f"{len(responses)} responses but {len(answers)} answers")

@@ -1,0 +1,62 @@
+"""Fine-tune on *who has the ball?* and check a model's answers with the verifier.
+
+:func:`sft_reasoning` is chapter 04's supervised fine-tuning (the course loop,
+:func:`course_utils.sft.run_sft`) on the task's ``train`` split, worked or direct answers.
+:func:`check_answers` samples one answer per problem (greedy by default) and sorts each with
+:func:`~course_utils.reasoning.verifier.verify`; :func:`report` sums the verdicts up as the
+share right, the share of steps right and the failure classes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from course_utils.models import generate, load_model
+from course_utils.reasoning.tasks import make_reasoning_data
+from course_utils.reasoning.verifier import CLASSES, Verdict, step_reward, verify
+from course_utils.sft import run_sft
+from course_utils.training import TrainConfig, TrainResult, set_seed
+
+TOKENS_PER_STEP = 11         # " Mia and Tom swap: Tom has it." with the tiny world's tokenizer
+TOKENS_FOR_ANSWER = 7        # " Answer: Ben."
+
+
+def answer_budget(n_swaps: int, worked: bool = True) -> int:
+    """``max_new_tokens`` that fits a worked (or direct) answer to ``n_swaps`` swaps, plus 4 spare."""
+    return (TOKENS_PER_STEP * n_swaps if worked else 0) + TOKENS_FOR_ANSWER + 4
+
+
+def check_answers(model, tokenizer, rows: Sequence[Mapping], worked: bool = True, temperature: float = 0.0,
+                  seed: int | None = None) -> tuple[list[str], list[Verdict]]:
+    """One answer per problem (greedy unless ``temperature > 0``) and its verdict."""
+    budget = answer_budget(max(r["n_swaps"] for r in rows), worked)
+    answers = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=budget,
+                       temperature=temperature, seed=seed)
+    return answers, [verify(a, r["answer"]) for a, r in zip(answers, rows)]
+
+
+def report(answers: Sequence[str], verdicts: Sequence[Verdict], rows: Sequence[Mapping]) -> dict[str, float]:
+    """``accuracy``, ``step_accuracy`` (mean :func:`step_reward`), ``format_rate`` and the share of each class."""
+    if not verdicts:
+        raise ValueError("no answers to report on")
+    n = len(verdicts)
+    out = {"accuracy": sum(v.correct for v in verdicts) / n,
+           "step_accuracy": sum(step_reward(a, r) for a, r in zip(answers, rows)) / n,
+           "format_rate": sum(v.well_formed for v in verdicts) / n}
+    out.update({c: sum(v.label == c for v in verdicts) / n for c in CLASSES if c != "correct"})
+    return out
+
+
+def sft_reasoning(worked: bool = True, steps: int = 600, seed: int = 0, n_train: int = 5000, lr: float = 1e-3,
+                  batch_size: int = 32, start: str = "sft", progress: bool = True):
+    """Fine-tune ``start`` (the shipped SFT model) on ``train`` of :func:`make_reasoning_data` ``(seed)``.
+
+    Returns ``(model, tokenizer, data, result)``; ``data`` holds the splits (worked or direct answers).
+    """
+    set_seed(seed)
+    data = make_reasoning_data(seed=seed, n_train=n_train, worked=worked)
+    model, tok = load_model(start)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=20, seed=seed,
+                         desc=f"SFT, {'worked' if worked else 'direct'} answers")
+    result: TrainResult = run_sft(model, tok, data["train"], config, progress=progress)
+    return model, tok, data, result
