@@ -48,15 +48,26 @@ def report(answers: Sequence[str], verdicts: Sequence[Verdict], rows: Sequence[M
 
 
 def sft_reasoning(worked: bool = True, steps: int = 600, seed: int = 0, n_train: int = 5000, lr: float = 1e-3,
-                  batch_size: int = 32, start: str = "sft", progress: bool = True):
+                  batch_size: int = 32, start: str = "sft", eval_every: int | None = None, n_eval: int = 200,
+                  progress: bool = True):
     """Fine-tune ``start`` (the shipped SFT model) on ``train`` of :func:`make_reasoning_data` ``(seed)``.
 
-    Returns ``(model, tokenizer, data, result)``; ``data`` holds the splits (worked or direct answers).
+    With ``eval_every``, the first ``n_eval`` problems of ``test`` are checked greedily every
+    that many steps and at the end; the history's rows then hold ``test_accuracy`` and the
+    rest of :func:`report`. Returns ``(model, tokenizer, data, result)``; ``data`` holds the
+    splits (worked or direct answers).
     """
     set_seed(seed)
     data = make_reasoning_data(seed=seed, n_train=n_train, worked=worked)
     model, tok = load_model(start)
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=20, seed=seed,
-                         desc=f"SFT, {'worked' if worked else 'direct'} answers")
-    result: TrainResult = run_sft(model, tok, data["train"], config, progress=progress)
+                         eval_every=eval_every, desc=f"SFT, {'worked' if worked else 'direct'} answers")
+    eval_fn = None
+    if eval_every:
+        rows = list(data["test"])[:n_eval]
+
+        def eval_fn(m) -> dict[str, float]:
+            answers, verdicts = check_answers(m, tok, rows, worked=worked)
+            return {f"test_{k}": v for k, v in report(answers, verdicts, rows).items()}
+    result: TrainResult = run_sft(model, tok, data["train"], config, progress=progress, eval_fn=eval_fn)
     return model, tok, data, result
