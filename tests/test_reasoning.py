@@ -4,6 +4,7 @@ import random
 from collections import Counter
 
 import pytest
+import torch
 
 from course_utils.reasoning.tasks import (CHILDREN, LONGER_SWAPS, N_CHILDREN, TRAIN_SWAPS, holder_after, holders,
                                           make_problem, make_reasoning_data, pattern, worked_steps)
@@ -174,3 +175,45 @@ def test_majority_vote():
     assert majority_vote([7, 5, 5, 7]) == 7              # a tie goes to the answer seen first
     assert majority_vote([None, None]) is None
     assert majority_vote(["Ben", "Tom", "Ben", None]) == "Ben"
+
+
+def test_rlvr_hooks_reward_and_log_from_the_verifier():
+    from course_utils.models import load_tokenizer
+    from course_utils.reasoning.rlvr import verifier_log, verifier_reward
+    problem = {**PROBLEM, "prompt": "Mia has the ball. Mia and Tom swap. Ben and Sam swap. Tom and Ben swap. "
+                                    "Who has the ball?", "n_swaps": 3}
+    responses = [RIGHT, "Answer: Tom.", "oops"]
+    prompts = [problem["prompt"]] * 3
+    assert verifier_reward([problem])(prompts, responses).tolist() == [1.0, 0.0, 0.0]
+    assert verifier_reward([problem], step_reward)(prompts, responses).tolist() == [1.0, 0.0, 0.0]
+    with pytest.raises(KeyError, match="not among the problems"):
+        verifier_reward([problem])(["Who?"], ["Answer: Ben."])
+    tok = load_tokenizer("base")
+    log = verifier_log([problem], tok)(prompts, responses, torch.tensor([1.0, 0.0, 0.0]))
+    assert log["format_rate"] == pytest.approx(2 / 3) and log["step_accuracy"] == pytest.approx(1 / 3)
+    assert log["length_right"] == len(tok(RIGHT, add_special_tokens=False)["input_ids"])
+    n_tokens = [len(tok(r, add_special_tokens=False)["input_ids"]) for r in responses[1:]]
+    assert log["length_wrong"] == pytest.approx(sum(n_tokens) / 2)
+    assert "length_right" not in verifier_log([problem], tok)(prompts[1:], responses[1:], torch.zeros(2))
+
+
+def test_rlvr_is_grpo_with_the_verifier_and_its_logs_change_nothing():
+    from course_utils.alignment.grpo import GRPOConfig, train_grpo
+    from course_utils.models import load_model
+    from course_utils.reasoning.evaluation import answer_budget
+    from course_utils.reasoning.rlvr import heldout_pass1, verifier_log, verifier_reward
+    data = make_reasoning_data(seed=0, n_train=20, n_test=4, n_longer=1)
+    train, test = list(data["train"]), list(data["test"])
+    config = GRPOConfig(steps=2, prompts_per_step=2, group_size=4, max_new_tokens=answer_budget(6), seed=0)
+    histories = []
+    for hooks in (True, False):
+        policy, tok = load_model("sft")
+        ref, _ = load_model("sft")
+        extra = {"log_fn": verifier_log(train, tok), "eval_fn": heldout_pass1(test, tok, n_samples=2)} if hooks else {}
+        histories.append(train_grpo(policy, ref, tok, train, config, progress=False,
+                                    reward_fn=verifier_reward(train), **extra).history)
+    with_hooks, without = histories
+    assert {"format_rate", "step_accuracy", "pass1", "zero_std_groups", "entropy", "kl", "kl_k1",
+            "clip_fraction"} <= set(with_hooks[0])
+    for a, b in zip(with_hooks, without):
+        assert a["reward"] == b["reward"] and a["loss"] == b["loss"]
