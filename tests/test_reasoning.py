@@ -217,3 +217,20 @@ def test_rlvr_is_grpo_with_the_verifier_and_its_logs_change_nothing():
             "clip_fraction"} <= set(with_hooks[0])
     for a, b in zip(with_hooks, without):
         assert a["reward"] == b["reward"] and a["loss"] == b["loss"]
+
+
+def test_the_answer_budget_fits_every_demonstration_and_report_counts_classes(data):
+    from course_utils.models import load_tokenizer
+    from course_utils.reasoning.evaluation import answer_budget, report
+    tok = load_tokenizer("base")
+    for split in data.values():
+        for row in split:
+            n = len(tok(" " + row["response"], add_special_tokens=False)["input_ids"]) + 1     # + end of text
+            assert n <= answer_budget(row["n_swaps"]) and answer_budget(row["n_swaps"]) - n <= 5
+    rows = [PROBLEM] * 3
+    answers = [RIGHT, "Answer: Tom.", "oops"]
+    out = report(answers, [verify(a, "Ben") for a in answers], rows)
+    assert (out["accuracy"], out["wrong_answer"], out["no_answer"]) == (pytest.approx(1 / 3),) * 3
+    assert out["step_accuracy"] == pytest.approx(1 / 3) and out["format_rate"] == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="no answers"):
+        report([], [], [])
