@@ -40,7 +40,9 @@ def test_the_holder_moves_only_when_the_holder_swaps():
     assert worked_steps("Mia", [("Mia", "Tom"), ("Ben", "Sam")]) == ["Mia and Tom swap: Tom has it.",
                                                                      "Ben and Sam swap: Tom has it."]
     assert pattern("Mia", [("Tom", "Mia"), ("Ben", "Tom")]) == pattern("Sam", [("Leo", "Sam"), ("Zoe", "Leo")]) \
-        == (1, 0, 2, 1)
+        == pattern("Mia", [("Mia", "Tom"), ("Tom", "Ben")]) == ((0, 1), (1, 2))     # names and order in a pair
+    assert pattern("Mia", [("Ben", "Sam"), ("Ben", "Tom")]) == pattern("Mia", [("Ben", "Sam"), ("Sam", "Tom")])
+    assert pattern("Mia", [("Mia", "Tom")]) != pattern("Mia", [("Ben", "Tom")])
 
 
 def test_the_worked_answer_follows_the_swaps_in_the_prompt():
@@ -70,10 +72,12 @@ def test_the_same_seed_gives_the_same_data_and_another_seed_does_not():
 
 
 def test_impossible_requests_are_refused():
-    with pytest.raises(ValueError, match="distinct test problems"):
+    with pytest.raises(ValueError, match="test problems of distinct patterns"):
         make_reasoning_data(n_train=10, n_test=1000, test_fraction=0.01)
     with pytest.raises(ValueError, match="at least one"):
         make_reasoning_data(n_train=0)
+    with pytest.raises(ValueError, match="train problems"):
+        make_reasoning_data(n_train=50, n_test=1, test_fraction=1.0)
 
 
 def test_every_demonstration_is_correct_and_scores_full_step_credit(data):
@@ -90,6 +94,10 @@ RIGHT = "Mia and Tom swap: Tom has it. Ben and Sam swap: Tom has it. Tom and Ben
 @pytest.mark.parametrize("response, label, answer", [
     (RIGHT, "correct", "Ben"),
     ("Answer: Ben", "correct", "Ben"),                                # the full stop is optional
+    ("Answer:  Ben.", "correct", "Ben"),
+    ("Answer: Ben..", "extra_text", "Ben"),
+    ("Answer: Ben2.", "bad_answer", None),
+    ("Answer: 20. Answer: Ben.", "extra_text", None),
     ("Mia and Tom swap: Mia has it. Ben and Sam swap: Mia has it. Tom and Ben swap: Mia has it. Answer: Mia.",
      "wrong_answer", "Mia"),
     ("Mia and Tom swap: Tom has it. Ben and Sam swap:", "no_answer", None),   # cut off at the length limit

@@ -19,8 +19,9 @@ otherwise nothing changes. A direct answer must compose all the swaps inside one
 answered every held-out sum of four to nine numbers from 1 to 3 right, seed 0.)
 
 Splits (:func:`make_reasoning_data`): ``train`` and ``test`` hold 2 to 6 swaps, and no *pattern*
-of swaps in ``test`` occurs in ``train`` (the pattern is the problem with its names replaced by
-their order of appearance, so a test problem is not a train problem with other names);
+of swaps in ``test`` occurs in ``train`` (:func:`pattern`: the problem up to the children's names
+and the order of the two names in a swap, so a test problem is not a train problem with other
+names);
 ``test_longer`` holds problems of 8 swaps, a length training never shows. Every row has
 ``prompt``, ``response`` (worked or direct), ``answer`` (the name), ``start`` (who holds the
 thing first), ``swaps`` (the pairs, in order) and ``n_swaps``.
@@ -28,6 +29,7 @@ thing first), ``swaps`` (the pairs, in order) and ``n_swaps``.
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Sequence
 
@@ -62,14 +64,18 @@ def worked_steps(start: str, swaps: Sequence[Sequence[str]]) -> list[str]:
     return [f"{a} and {b} swap: {h} has it." for (a, b), h in zip(swaps, holders(start, swaps))]
 
 
-def pattern(start: str, swaps: Sequence[Sequence[str]]) -> tuple[int, ...]:
-    """The problem with each name replaced by its order of first appearance (the start is 0)."""
-    index = {start: 0}
-    out = []
+def pattern(start: str, swaps: Sequence[Sequence[str]]) -> tuple[tuple[int, int], ...]:
+    """The problem up to names: the first holder is 0, the other children are numbered 1, 2, 3
+    in the way that gives the smallest key, and each swap is its pair of numbers, smaller first
+    (so "Mia and Tom swap" and "Tom and Mia swap" are one swap)."""
+    others: list[str] = []
     for pair in swaps:
-        for name in pair:
-            out.append(index.setdefault(name, len(index)))
-    return tuple(out)
+        others += [n for n in pair if n != start and n not in others]
+    keys = []
+    for numbers in itertools.permutations(range(1, len(others) + 1)):
+        number = {start: 0, **dict(zip(others, numbers))}
+        keys.append(tuple(tuple(sorted((number[a], number[b]))) for a, b in swaps))
+    return min(keys)
 
 
 def sample_swaps(rng: random.Random, children: Sequence[str], n_swaps: int) -> list[tuple[str, str]]:
@@ -94,20 +100,24 @@ def make_problem(rng: random.Random, n_swaps: int, worked: bool = True) -> dict:
 
 def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n_longer: int = 200,
                         worked: bool = True, test_fraction: float = 0.25) -> DatasetDict:
-    """The three splits described in the module docstring, the number of swaps uniform in TRAIN_SWAPS.
+    """The three splits described in the module docstring.
 
-    A share ``test_fraction`` of the distinct patterns drawn goes to ``test`` only, each once;
-    a request that ten draws per problem cannot fill is refused.
+    Each draw has a number of swaps uniform in TRAIN_SWAPS. A share ``test_fraction`` of the
+    distinct patterns drawn goes to ``test`` only, each pattern once; the other draws go to
+    ``train``. Short problems have few patterns, so ``test`` holds mostly long ones (seed 0,
+    300 problems: 1, 10, 49, 106 and 134 of 2 to 6 swaps), while ``train`` is roughly uniform
+    (seed 0: 934 to 1,228 problems per number of swaps). A
+    request that ten draws per problem cannot fill is refused, naming the split.
     The same ``seed`` gives the same problems whether ``worked`` is true or false, so the two
     arms of an experiment differ only in their answers.
     """
     if n_train < 1 or n_test < 1 or n_longer < 1:
         raise ValueError("every split needs at least one problem")
     rng = random.Random(seed)
-    held: set[tuple[int, ...]] = set()
-    seen: set[tuple[int, ...]] = set()
+    held: set[tuple] = set()
+    seen: set[tuple] = set()
     train, test = [], []
-    for _ in range(10 * (n_train + n_test)):        # ample: nearly every pattern drawn is new
+    for _ in range(10 * (n_train + n_test)):
         if len(train) >= n_train and len(test) >= n_test:
             break
         row = make_problem(rng, rng.choice(TRAIN_SWAPS), worked)
@@ -121,8 +131,12 @@ def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n
                 continue
         if key not in held and len(train) < n_train:
             train.append(row)
-    else:
-        raise ValueError(f"cannot draw {n_test} distinct test problems: lower n_test or raise test_fraction")
+    if len(test) < n_test:
+        raise ValueError(f"cannot draw {n_test} test problems of distinct patterns in {10 * (n_train + n_test)} "
+                         f"draws (got {len(test)}): lower n_test or raise test_fraction")
+    if len(train) < n_train:
+        raise ValueError(f"cannot draw {n_train} train problems in {10 * (n_train + n_test)} draws "
+                         f"(got {len(train)}): lower test_fraction")
     longer = [make_problem(rng, LONGER_SWAPS, worked) for _ in range(n_longer)]
     return DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test),
                         "test_longer": Dataset.from_list(longer)})

@@ -15,8 +15,8 @@ class               kind        what went wrong
 ``correct``         --          well-formed and the name is the right one
 ``wrong_answer``    answer      well-formed, but the name is not the right one
 ``no_answer``       format      no ``"Answer:"`` at all (e.g. cut off at the length limit)
-``bad_answer``      format      ``"Answer:"`` not followed by one capitalised name
-``extra_text``      format      more text after the answer, or a second ``"Answer:"``
+``bad_answer``      format      ``"Answer:"`` followed by nothing, or by something not a name
+``extra_text``      format      more text after the answer's name and full stop, or a second ``"Answer:"``
 ``bad_steps``       format      text before the answer that is not step sentences
 ==================  ==========  ==================================================================
 
@@ -45,7 +45,8 @@ CLASSES = ("correct", "wrong_answer") + FORMAT_FAILURES
 _NAME = r"[A-Z][a-z]{1,15}"
 
 _STEP = re.compile(rf"({_NAME}) and ({_NAME}) swap: ({_NAME}) has it\.")
-_FINAL = re.compile(r"Answer:[ ]?(\S*?)\.?$")
+# "Answer:", spaces, a name (or not), a full stop (or not), and whatever follows
+_FINAL = re.compile(rf"Answer:\s*({_NAME}\b)?(\.?)(.*)$", re.S)
 
 
 @dataclass(frozen=True)
@@ -89,14 +90,14 @@ def verify(response: str, answer: str) -> Verdict:
     if where < 0:
         return Verdict("no_answer", None, parse_steps(text)[0])
     steps, before = parse_steps(text[:where])
-    tail = text[where:]
-    m = _FINAL.match(tail)
-    if tail.count(ANSWER_PREFIX) > 1 or m is None:
-        first = re.match(rf"Answer:[ ]?({_NAME})\b", tail)
-        return Verdict("extra_text", first.group(1) if first else None, steps)
-    name = m.group(1)
-    if not re.fullmatch(_NAME, name):
+    m = _FINAL.match(text[where:])
+    name, rest = m.group(1), m.group(3).strip()
+    if text.count(ANSWER_PREFIX) > 1:
+        return Verdict("extra_text", name, steps)
+    if name is None:
         return Verdict("bad_answer", None, steps)
+    if rest:
+        return Verdict("extra_text", name, steps)
     if before:
         return Verdict("bad_steps", name, steps)
     return Verdict("correct" if name == answer else "wrong_answer", name, steps)
