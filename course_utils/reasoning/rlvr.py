@@ -7,14 +7,16 @@ No new training loop: :func:`course_utils.alignment.grpo.train_grpo` takes a ``r
   :mod:`course_utils.reasoning.verifier` (correctness by default) for each response, looked up
   by its prompt among the problems;
 * :func:`verifier_log` -- ``log_fn``: per step, the ``format_rate``, the ``step_accuracy`` and
-  the mean length in tokens of right and of wrong answers (``length_right``, ``length_wrong``;
-  NaN-free: a step without a right or a wrong answer leaves that column out);
+  the mean length in tokens of the answers that are right and of those that are not
+  (``length_right``, ``length_wrong``; "not right" includes malformed answers; a step without
+  a right, or without a wrong, answer leaves that column out). These lengths count the
+  decoded answer's tokens, without the end-of-text token that GRPO's own ``length`` counts;
 * :func:`heldout_pass1` -- ``eval_fn(policy)``: pass@1 on held-out problems, from
   ``n_samples`` answers per problem at temperature 1 (:func:`course_utils.reasoning.scaling.pass_at_k`
   with k = 1 is the share right).
 
-``train_grpo`` itself logs the rest of what an RLVR run is judged by: ``reward`` (here the
-share right at the sampling temperature), ``zero_std_groups`` (groups that all scored the same:
+``train_grpo`` itself logs the rest of what an RLVR run is judged by: ``reward`` (with the
+default correctness reward, the share right at the sampling temperature), ``zero_std_groups`` (groups that all scored the same:
 no gradient), ``entropy``, ``kl`` (k3) and ``kl_k1``, ``clip_fraction``, ``length`` and
 ``truncated``.
 """
@@ -52,7 +54,8 @@ def verifier_reward(problems: Sequence[Mapping], reward: Reward = correctness_re
 
 
 def verifier_log(problems: Sequence[Mapping], tokenizer):
-    """``log_fn(prompts, responses, rewards) -> dict``: format rate, step accuracy, lengths right and wrong."""
+    """``log_fn(prompts, responses, rewards) -> dict``: format rate, step accuracy, lengths of right and
+    of not-right answers (see the module docstring)."""
     table = _by_prompt(problems)
 
     def log_fn(prompts: list[str], responses: list[str], rewards: torch.Tensor) -> dict[str, float]:

@@ -27,7 +27,8 @@ The rewards are one function each, ``reward(response, problem)`` with ``problem`
 * :func:`correctness_reward` -- 1 if the class is ``correct``: the reward of RL with verifiable rewards;
 * :func:`format_reward` -- 1 if well-formed, whatever the name (R1-Zero's format reward);
 * :func:`step_reward` -- the share of the problem's swaps that the steps state and resolve
-  right, in order (partial credit; 0 without steps);
+  right, in order (partial credit; 0 without steps; an answer cut off or malformed after its
+  steps still gets credit for them);
 * :func:`combined_reward` -- ``correctness + format_weight * format``, scaled back into [0, 1].
 """
 
