@@ -177,8 +177,10 @@ def class_ppo(reward_model, tokenizer, steps: int = 50, batch_size: int = 64, kl
     Before and after, one temperature-1 response to each of chapter 10's ``n_eval_prompts``
     evaluation prompts is scored by gold, with the same random seed both times; the gain is
     the mean of the per-prompt differences (after - before) with a t interval (:func:`mean_ci`).
-    Returns the run's ``history`` and ``seconds``, and ``before``, ``after`` and ``gain``
-    (Intervals of mean gold reward per response).
+    Returns the run's ``history`` and ``seconds``, ``before``, ``after`` and ``gain`` (Intervals
+    of mean gold reward per response), and ``after_values`` (the gold of each prompt's response
+    after the run): two runs with the same ``seed`` and ``n_eval_prompts`` are compared prompt
+    by prompt on these.
     """
     from course_utils import world
     from course_utils.alignment.rlhf import RLHFConfig, gold_scores, sample_rollout, train_ppo_rlhf
@@ -203,4 +205,4 @@ def class_ppo(reward_model, tokenizer, steps: int = 50, batch_size: int = 64, kl
     after = gold_now()
     return {"history": result.history, "seconds": result.history[-1]["seconds"],
             "before": mean_ci(before), "after": mean_ci(after),
-            "gain": mean_ci([a - b for a, b in zip(after, before)])}
+            "gain": mean_ci([a - b for a, b in zip(after, before)]), "after_values": after}
