@@ -27,8 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from course_utils.models import generate
-from course_utils.reasoning.evaluation import answer_budget
+from course_utils.reasoning.evaluation import check_answers
 from course_utils.reasoning.verifier import correctness_reward, step_reward, verify
 
 Reward = Callable[[str, Mapping], float]
@@ -78,10 +77,8 @@ def heldout_pass1(problems: Sequence[Mapping], tokenizer, n_samples: int = 4, se
     if not problems:
         raise ValueError("no held-out problems")
     rows = [p for p in problems for _ in range(n_samples)]
-    budget = answer_budget(max(p["n_swaps"] for p in problems), worked)
 
     def eval_fn(policy) -> dict[str, float]:
-        answers = generate(policy, tokenizer, [r["prompt"] for r in rows], max_new_tokens=budget,
-                           temperature=1.0, seed=seed)
-        return {"pass1": sum(correctness_reward(a, r) for a, r in zip(answers, rows)) / len(rows)}
+        _, verdicts = check_answers(policy, tokenizer, rows, worked=worked, temperature=1.0, seed=seed)
+        return {"pass1": sum(v.correct for v in verdicts) / len(verdicts)}
     return eval_fn
