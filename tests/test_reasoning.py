@@ -64,6 +64,19 @@ def test_worked_and_direct_arms_differ_only_in_their_answers():
         assert all(r.count(" swap: ") == n for r, n in zip(worked[split]["response"], worked[split]["n_swaps"]))
 
 
+def test_the_rl_split_holds_new_patterns_and_leaves_the_other_splits_alone(data):
+    with_rl = make_reasoning_data(seed=0, n_train=600, n_test=120, n_longer=40, n_rl=80)
+    for name in ("train", "test", "test_longer"):
+        assert with_rl[name]["prompt"] == data[name]["prompt"], f"{name} changed when rl was asked for"
+    old = {pattern(r["start"], r["swaps"]) for name in ("train", "test") for r in data[name]}
+    rl = [pattern(r["start"], r["swaps"]) for r in with_rl["rl"]]
+    assert len(rl) == 80 and len(set(rl)) == 80 and not old & set(rl)
+    assert set(with_rl["rl"]["n_swaps"]) <= set(TRAIN_SWAPS) and "rl" not in data
+    assert all(r["answer"] == holders(r["start"], r["swaps"])[-1] for r in with_rl["rl"])
+    with pytest.raises(ValueError, match="rl problems of new patterns"):
+        make_reasoning_data(seed=0, n_train=40, n_test=8, n_longer=4, n_rl=12_000)   # more than the ~9,300 patterns of 2 to 6 swaps
+
+
 def test_the_same_seed_gives_the_same_data_and_another_seed_does_not():
     a = make_reasoning_data(seed=1, n_train=40, n_test=8, n_longer=4)
     b = make_reasoning_data(seed=1, n_train=40, n_test=8, n_longer=4)

@@ -142,6 +142,21 @@ def test_grpo_short_run():
     assert all(math.isfinite(v) for v in res.history[-1].values())
 
 
+def test_grpo_warmup_scales_the_first_update():
+    """Adam's first step moves every weight by lr * sign(gradient), so warming up over 4 steps
+    makes the first update a quarter as long (the same seed samples the same group)."""
+    rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
+    start, tok = load_model("sft")
+    moved = []
+    for warmup in (0, 4):
+        policy, _ = load_model("sft")
+        train_grpo(policy, start, tok, rows, GRPOConfig(steps=1, prompts_per_step=4, group_size=4, iterations=1,
+                                                        warmup_steps=warmup), progress=False)
+        moved.append(torch.cat([(p - q).detach().flatten() for p, q in zip(policy.parameters(), start.parameters())]).norm().item())
+    assert moved[0] > 0
+    assert moved[1] / moved[0] == pytest.approx(0.25, rel=0.02)
+
+
 def test_grpo_logging_hooks_see_every_step_and_change_nothing():
     """log_fn, eval_fn (which samples) and callback add columns; the run itself is the same."""
     from course_utils.alignment.grpo import sampled_accuracy

@@ -51,6 +51,12 @@ one gradient step per batch of samples, ``-mean_i A_i log pi(o_i)``, with no rat
 With one update per batch the ratio is 1 when the gradient is taken, the clip never acts, and
 the loss above has the paper's gradient.
 
+**Warm-up** (``GRPOConfig.warmup_steps``): Adam's first update moves every weight by about
+``lr`` in the direction of its gradient's sign, however weak the gradient, and an RL gradient
+from a few dozen sampled answers is mostly noise. Raising the learning rate linearly over the
+first steps lets Adam's averages settle first. Off by default (the earlier chapters' runs are
+without it).
+
 ``reward_fn`` replaces the exact-answer reward (e.g. a reward model's score on open prompts).
 """
 
@@ -173,6 +179,7 @@ class GRPOConfig:
     scale_rewards: str = "group"   # divide by the group's std, the batch's, or "none" (Dr. GRPO)
     clip_high: float | None = None  # upper clip (DAPO: 0.28); None: the same as `clip`
     estimator: str = "grpo"        # "grpo" (group-normalised, per token) or "rloo" (leave-one-out, per answer)
+    warmup_steps: int = 0          # the learning rate rises linearly from lr / warmup_steps over this many steps
 
 
 @dataclass
@@ -216,6 +223,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     ref.eval()
     ref.requires_grad_(False)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
+    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / max(1, cfg.warmup_steps)))
     result = GRPOResult(policy, config=asdict(cfg))
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=cfg.desc, disable=not progress, mininterval=0.5)
@@ -255,6 +263,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             optimizer.step()
+        warmup.step()
         policy.eval()
         groups = rewards.view(-1, cfg.group_size)
         row = {"step": step + 1, "reward": rewards.mean().item(),

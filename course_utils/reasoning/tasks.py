@@ -99,7 +99,7 @@ def make_problem(rng: random.Random, n_swaps: int, worked: bool = True) -> dict:
 
 
 def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n_longer: int = 200,
-                        worked: bool = True, test_fraction: float = 0.25) -> DatasetDict:
+                        worked: bool = True, test_fraction: float = 0.25, n_rl: int = 0) -> DatasetDict:
     """The three splits described in the module docstring.
 
     Each draw has a number of swaps uniform in TRAIN_SWAPS. A share ``test_fraction`` of the
@@ -110,6 +110,12 @@ def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n
     request that ten draws per problem cannot fill is refused, naming the split.
     The same ``seed`` gives the same problems whether ``worked`` is true or false, so the two
     arms of an experiment differ only in their answers.
+
+    With ``n_rl > 0`` a fourth split ``rl`` holds problems for reinforcement learning: 2 to 6
+    swaps, each of a pattern found in neither ``train`` nor ``test`` (nor elsewhere in ``rl``).
+    RL with a verifier needs only the answer, so it can practise on problems no worked answer
+    was ever written for. These are drawn after the other splits, which stay the same with or
+    without them.
     """
     if n_train < 1 or n_test < 1 or n_longer < 1:
         raise ValueError("every split needs at least one problem")
@@ -138,5 +144,19 @@ def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n
         raise ValueError(f"cannot draw {n_train} train problems in {10 * (n_train + n_test)} draws "
                          f"(got {len(train)}): lower test_fraction")
     longer = [make_problem(rng, LONGER_SWAPS, worked) for _ in range(n_longer)]
-    return DatasetDict({"train": Dataset.from_list(train), "test": Dataset.from_list(test),
-                        "test_longer": Dataset.from_list(longer)})
+    splits = {"train": train, "test": test, "test_longer": longer}
+    if n_rl > 0:
+        rl = []
+        for _ in range(10 * n_rl):
+            if len(rl) >= n_rl:
+                break
+            row = make_problem(rng, rng.choice(TRAIN_SWAPS), worked)
+            key = pattern(row["start"], row["swaps"])
+            if key not in seen:
+                seen.add(key)
+                rl.append(row)
+        if len(rl) < n_rl:
+            raise ValueError(f"cannot draw {n_rl} rl problems of new patterns in {10 * n_rl} draws "
+                             f"(got {len(rl)}): lower n_rl")
+        splits["rl"] = rl
+    return DatasetDict({name: Dataset.from_list(rows) for name, rows in splits.items()})
