@@ -96,7 +96,7 @@ book: setup
 
 # Course loops against TRL's trainers, pretraining GFLOP/s against the matmul peak, every
 # chapter's execution time, interleaved over rounds: a markdown table and a JSON line.
-# BENCH_ARGS=--skip-chapters for the ratios alone.
+# BENCH_ARGS=--skip-chapters for the ratios alone; BENCH_ARGS="--only sampling" for one section (training, sampling, chapters).
 bench: setup
 	$(TEST_ENV) $(BIN)/python -m course_tools.bench $(BENCH_ARGS)
 

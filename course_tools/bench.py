@@ -10,13 +10,31 @@
    machine, measured in the same run.
    The GFLOP/s each course step reaches (on its padded batches) is set against the same
    peak: a step that already runs near it leaves little for any training loop to win.
-3. The execution time of every chapter notebook (copies in a temporary folder).
+3. Sampling tokens/s of the course sampler (:func:`course_utils.sampling.sample_tokens`) against
+   ``model.generate``, called as ``sample_rollout`` calls it (temperature 1, no top-k or top-p),
+   on the shipped SFT model, the same left-padded batch of 64 prompts and the same
+   ``max_new_tokens``: the reasoning task's test prompts (``make_reasoning_data(seed=0,
+   n_train=200)["test"]``, ``answer_budget(6)`` = 77 tokens) and PPO's rollout prompts
+   (``world.open_prompts(seed=1)``, 24 tokens). New tokens count up to and including each row's
+   first EOS. Each round times ``SAMPLING_REPEATS`` batches per side, alternating call by call
+   (course first in even rounds), after one warm-up call each. Also printed: the new tokens per
+   row, the share of the course sampler's time that its prefill alone takes (the forward pass over
+   the prompts and one draw: ``max_new_tokens=1``), and its compute at 2 N FLOPs per prompt or
+   new token (N parameters, the tied head once) against the fp32 matmul GFLOP/s measured in the round.
+4. The execution time of every chapter notebook (copies in a temporary folder).
+
+``--sampling-model NAME_OR_FOLDER`` samples from another model: the shipped SFT model answers
+the reasoning prompts in about 2 tokens, so that setting mostly times the prompts' forward
+pass; a model fine-tuned on the task (:func:`course_utils.reasoning.evaluation.sft_reasoning`,
+saved with ``save_pretrained``) writes 30 to 70 tokens of steps, as in RL on it.
+``--only training|sampling|chapters`` runs one section alone (``--only sampling --rounds 5``
+takes about 20 seconds here); ``--skip-chapters`` leaves the chapters out.
 
 Every measurement is repeated in ``--rounds`` rounds (default 11), interleaved: each round runs
 the course and TRL one after the other, in alternating order (course first in even rounds, TRL
 first in odd ones; the kinds run in reverse order in odd rounds, so the grouped and random SFT
 runs of the grouping gain alternate too), then a pretraining round with the matmul peak
-measured just before and just after it. A load that starts mid-run then lands on both sides of a ratio instead of one. Each
+measured just before and just after it, then the sampling round. A load that starts mid-run then lands on both sides of a ratio instead of one. Each
 ratio is reported as the median of its per-round ratios with their min–max; a ratio whose
 rounds spread by more than ``UNSTABLE_SPREAD`` (20%) of the median is flagged as unstable and
 printed as such, never as a result. The spread leaves out the highest and the lowest round
@@ -27,8 +45,10 @@ one round disturbed by a passing job would void ten that agree. Chapter times ru
 
 Prints a markdown table and, as its last line, one JSON object: ``ratios`` (for ``sft_vs_trl``,
 ``sft_grouped_vs_trl``, ``rm_vs_trl``, ``dpo_vs_trl`` (course steps/s over TRL's),
-``sft_grouping_gain`` (the course's SFT steps/s with length-grouped batches over random ones)
-and ``pretrain_peak_fraction``: ``median``, ``min``, ``max``, ``spread``, ``stable``),
+``sft_grouping_gain`` (the course's SFT steps/s with length-grouped batches over random ones),
+``pretrain_peak_fraction``, ``sampling_reasoning_vs_generate`` and ``sampling_ppo_vs_generate``
+(the course sampler's tokens/s over ``generate``'s), ``sampling_reasoning_peak_fraction`` and
+``sampling_ppo_peak_fraction``: ``median``, ``min``, ``max``, ``spread``, ``stable``),
 ``unstable`` (the names of the flagged ones) and, with chapters, ``course_minutes``. Nothing
 here is asserted: timings depend on the machine.
 
@@ -306,6 +326,101 @@ def compare_runs(new: dict, old: dict) -> list[dict]:
 
 
 KINDS = (("sft", "SFT"), ("sft_grouped", "SFT (length-grouped)"), ("rm", "reward model"), ("dpo", "DPO"))
+#: The sections of a run, each runnable alone with ``--only``.
+SECTIONS = ("training", "sampling", "chapters")
+
+
+#: Sampling workloads: (name, what it is). Each is 64 prompts sampled at temperature 1 by the shipped SFT model.
+SAMPLING_SETTINGS = (("reasoning", "reasoning test prompts"), ("ppo", "PPO rollout prompts"))
+SAMPLING_BATCH, SAMPLING_REPEATS = 64, 5
+#: The model that samples (``--sampling-model``): the shipped SFT model answers the reasoning
+#: prompts in a few tokens, a model fine-tuned on the task (``sft_reasoning``) writes its steps.
+SAMPLING_MODEL = "sft"
+_SAMPLING: dict = {}
+
+
+def _sampling_setup() -> dict:
+    """The shipped SFT model and each setting's left-padded batch and ``max_new_tokens`` (loaded once per process)."""
+    if not _SAMPLING:
+        from course_utils import world
+        from course_utils.models import count_parameters, load_model
+        from course_utils.reasoning.evaluation import answer_budget
+        from course_utils.reasoning.tasks import make_reasoning_data
+        from course_utils.tokenizer import chat_prompt
+        model, tok = load_model(SAMPLING_MODEL)
+        prompts = {"reasoning": (list(make_reasoning_data(seed=0, n_train=200)["test"]["prompt"])[:SAMPLING_BATCH],
+                                 answer_budget(6)),
+                   "ppo": (list(world.open_prompts(seed=1, n=SAMPLING_BATCH)["prompt"]), 24)}   # RLHFConfig's 24 tokens
+        tok.padding_side = "left"
+        batches = {name: (tok([chat_prompt(tok, p) for p in ps], return_tensors="pt", padding=True,
+                              add_special_tokens=False), n) for name, (ps, n) in prompts.items()}
+        _SAMPLING.update(model=model, tok=tok, batches=batches, n_params=count_parameters(model))
+    return _SAMPLING
+
+
+def _sample_once(impl: str, setting: str, seed: int) -> tuple[float, int, int]:
+    """One batch sampled by ``impl`` ("course" or "generate"): seconds, new tokens, prompt tokens.
+
+    New tokens count each row up to and including its first EOS (all of them without one)."""
+    from course_utils.device import autocast
+    from course_utils.sampling import sample_tokens
+    st = _sampling_setup()
+    model, tok = st["model"], st["tok"]
+    enc, max_new = st["batches"][setting]
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    if impl == "course":
+        new = sample_tokens(model, enc["input_ids"], enc["attention_mask"], max_new, tok.eos_token_id,
+                            tok.pad_token_id, temperature=1.0)
+    else:   # exactly as sample_rollout calls it
+        with torch.no_grad(), autocast(model.device):
+            seq = model.generate(**enc, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, max_new_tokens=max_new,
+                                 pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id)
+        new = seq[:, enc["input_ids"].shape[1]:]
+    seconds = time.perf_counter() - t0
+    is_eos = (new == tok.eos_token_id).long()
+    counted = int(((is_eos.cumsum(1) - is_eos) == 0).sum())
+    return seconds, counted, int(enc["attention_mask"].sum())
+
+
+def sampling_round(r: int) -> dict:
+    """Round ``r`` of the sampling benchmark: tokens/s of the course sampler and of ``model.generate``.
+
+    For each setting, each implementation samples ``SAMPLING_REPEATS`` batches (the same seeds
+    for both), alternating course and generate call by call, the course first in even rounds.
+    Also the course sampler's prefill alone (``max_new_tokens=1``), and the fp32 matmul GFLOP/s
+    just before: the course sampler's compute, at 2 N FLOPs per token processed (prompt and new
+    tokens; N parameters, the tied output head counted once), is set against it.
+    """
+    from course_utils.pretrain import matmul_gflops
+    from course_utils.sampling import sample_tokens
+    st = _sampling_setup()
+    if not st.get("warm"):
+        for setting, _ in SAMPLING_SETTINGS:   # first calls allocate; keep them out of the timings
+            _sample_once("course", setting, 0), _sample_once("generate", setting, 0)
+        st["warm"] = True
+    peak = matmul_gflops(seconds=1.0)
+    out: dict = {"matmul_gflops": peak}
+    order = ("course", "generate") if r % 2 == 0 else ("generate", "course")
+    for setting, _ in SAMPLING_SETTINGS:
+        tot = {impl: [0.0, 0, 0] for impl in order}
+        for i in range(SAMPLING_REPEATS):
+            for impl in order:
+                sec, new, prompt = _sample_once(impl, setting, seed=1000 * r + i)
+                tot[impl][0] += sec
+                tot[impl][1] += new
+                tot[impl][2] += prompt
+        enc, tok = st["batches"][setting][0], st["tok"]
+        t0 = time.perf_counter()   # the sampler's prefill: the prompts' forward pass and one draw
+        sample_tokens(st["model"], enc["input_ids"], enc["attention_mask"], 1, tok.eos_token_id, tok.pad_token_id)
+        prefill = time.perf_counter() - t0
+        c, g = tot["course"], tot["generate"]
+        out[setting] = {"course_tps": c[1] / c[0], "generate_tps": g[1] / g[0],
+                        "ratio": (c[1] / c[0]) / (g[1] / g[0]),
+                        "new_per_row": c[1] / (SAMPLING_REPEATS * SAMPLING_BATCH),
+                        "prefill_share": prefill / (c[0] / SAMPLING_REPEATS),
+                        "gflops": 2 * st["n_params"] * (c[1] + c[2]) / c[0] / 1e9, "matmul_gflops": peak}
+    return out
 
 
 def class_store_throughput(participants: int = 30, pairs_each: int = 40) -> dict:
@@ -316,36 +431,8 @@ def class_store_throughput(participants: int = 30, pairs_each: int = 40) -> dict
             "killed_midway": simulate_class(participants, pairs_each, kill=True)}
 
 
-def main(argv: list[str] | None = None) -> dict:
-    global STEPS
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--one", nargs=2, metavar=("KIND", "IMPL"), help=argparse.SUPPRESS)
-    ap.add_argument("--rounds", type=int, default=11, help="interleaved rounds per ratio (default 11)")
-    ap.add_argument("--steps", type=int, default=STEPS, help=f"training steps per measurement (default {STEPS})")
-    ap.add_argument("--chapter-rounds", type=int, default=2, help="rounds of chapter timings (default 2)")
-    ap.add_argument("--skip-chapters", action="store_true", help="leave out the chapter timings")
-    ap.add_argument("--save", type=Path, help="write this run's JSON summary to this file")
-    ap.add_argument("--compare", type=Path, help="a summary saved by --save: say which ratios hold in both runs")
-    ap.add_argument("--class-store", action="store_true", help="also the class server's labels/s (30 participants)")
-    args = ap.parse_args(argv)
-    if args.steps <= WARMUP + 1:
-        ap.error(f"--steps must exceed the {WARMUP} warm-up steps by at least 2")
-    STEPS = args.steps
-    if args.one:
-        print(json.dumps(one(*args.one)))
-        return {}
-    runs: dict[str, dict[str, list[dict]]] = {kind: {"course": [], "trl": []} for kind, _ in KINDS}
-    pre: list[dict] = []
-    for r in range(args.rounds):
-        # Kinds run in reverse order in odd rounds (ABBA), so that no ratio between two kinds,
-        # such as the grouping gain, leans on which of the two always ran first.
-        for kind, name in (KINDS if r % 2 == 0 else KINDS[::-1]):
-            for impl in (("course", "trl") if r % 2 == 0 else ("trl", "course")):
-                runs[kind][impl].append(_in_subprocess(kind, impl))
-        pre.append(pretrain_throughput())
-        print(f"  round {r + 1} of {args.rounds} done", flush=True)
-    ratios: dict[str, dict] = {}
-    rows = []
+def _training_rows(runs: dict[str, dict[str, list[dict]]], pre: list[dict], ratios: dict, rows: list[str]) -> None:
+    """Table rows and ratios of the training section: the course's loops against TRL's, pretraining."""
     for kind, name in KINDS:
         course, trl = runs[kind]["course"], runs[kind]["trl"]
         per_round = [c["steps_per_second"] / t["steps_per_second"] for c, t in zip(course, trl)]
@@ -368,8 +455,74 @@ def main(argv: list[str] | None = None) -> dict:
                     f"{statistics.median(c['padding'] for c in course):.0%} padding "
                     f"| fp32 matmul {_fmt([c['matmul_gflops'] for c in course], ' GFLOP/s', 0)} "
                     f"| {_ratio_cell(spread_summary(fractions), percent=True)} of peak |")
+
+
+def _sampling_rows(samp: list[dict], ratios: dict, rows: list[str]) -> None:
+    """Table rows and ratios of the sampling section: the course sampler against ``model.generate``."""
+    st = _sampling_setup()
+    for setting, desc in SAMPLING_SETTINGS:
+        per = [s[setting] for s in samp]
+        max_new = st["batches"][setting][1]
+        ratios[f"sampling_{setting}_vs_generate"] = s = spread_summary([p["ratio"] for p in per])
+        rows.append(f"| sampling, {desc}: batch {SAMPLING_BATCH}, at most {max_new} new tokens, T = 1 "
+                    f"({statistics.median(p['new_per_row'] for p in per):.1f} per row) "
+                    f"| {_fmt([p['course_tps'] for p in per], ' tokens/s', 0)} "
+                    f"| generate {_fmt([p['generate_tps'] for p in per], ' tokens/s', 0)} | {_ratio_cell(s)} |")
+        ratios[f"sampling_{setting}_peak_fraction"] = s = spread_summary([p["gflops"] / p["matmul_gflops"] for p in per])
+        rows.append(f"| course sampler, {desc}: compute at 2N FLOPs per prompt or new token "
+                    f"| {_fmt([p['gflops'] for p in per], ' GFLOP/s', 0)}, prefill alone "
+                    f"{statistics.median(p['prefill_share'] for p in per):.0%} of its time "
+                    f"| fp32 matmul {_fmt([p['matmul_gflops'] for p in per], ' GFLOP/s', 0)} "
+                    f"| {_ratio_cell(s, percent=True)} of peak |")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    global STEPS, SAMPLING_MODEL
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--one", nargs=2, metavar=("KIND", "IMPL"), help=argparse.SUPPRESS)
+    ap.add_argument("--rounds", type=int, default=11, help="interleaved rounds per ratio (default 11)")
+    ap.add_argument("--steps", type=int, default=STEPS, help=f"training steps per measurement (default {STEPS})")
+    ap.add_argument("--chapter-rounds", type=int, default=2, help="rounds of chapter timings (default 2)")
+    ap.add_argument("--skip-chapters", action="store_true", help="leave out the chapter timings")
+    ap.add_argument("--save", type=Path, help="write this run's JSON summary to this file")
+    ap.add_argument("--compare", type=Path, help="a summary saved by --save: say which ratios hold in both runs")
+    ap.add_argument("--class-store", action="store_true", help="also the class server's labels/s (30 participants)")
+    ap.add_argument("--sampling-model", default="sft", metavar="NAME_OR_FOLDER",
+                    help="the model the sampling section samples from (default: the shipped sft model)")
+    ap.add_argument("--only", choices=SECTIONS, help="run one section alone: " + ", ".join(SECTIONS))
+    args = ap.parse_args(argv)
+    if args.steps <= WARMUP + 1:
+        ap.error(f"--steps must exceed the {WARMUP} warm-up steps by at least 2")
+    STEPS = args.steps
+    SAMPLING_MODEL = args.sampling_model
+    if args.one:
+        print(json.dumps(one(*args.one)))
+        return {}
+    sections = set(SECTIONS) if args.only is None else {args.only}
+    if args.skip_chapters:
+        sections.discard("chapters")
+    runs: dict[str, dict[str, list[dict]]] = {kind: {"course": [], "trl": []} for kind, _ in KINDS}
+    pre: list[dict] = []
+    samp: list[dict] = []
+    for r in range(args.rounds if sections - {"chapters"} else 0):
+        if "training" in sections:
+            # Kinds run in reverse order in odd rounds (ABBA), so that no ratio between two kinds,
+            # such as the grouping gain, leans on which of the two always ran first.
+            for kind, name in (KINDS if r % 2 == 0 else KINDS[::-1]):
+                for impl in (("course", "trl") if r % 2 == 0 else ("trl", "course")):
+                    runs[kind][impl].append(_in_subprocess(kind, impl))
+            pre.append(pretrain_throughput())
+        if "sampling" in sections:
+            samp.append(sampling_round(r))
+        print(f"  round {r + 1} of {args.rounds} done", flush=True)
+    ratios: dict[str, dict] = {}
+    rows: list[str] = []
+    if "training" in sections:
+        _training_rows(runs, pre, ratios, rows)
+    if "sampling" in sections:
+        _sampling_rows(samp, ratios, rows)
     summary: dict = {"ratios": ratios, "unstable": sorted(k for k, v in ratios.items() if not v["stable"])}
-    if not args.skip_chapters:
+    if "chapters" in sections:
         times = chapter_minutes(args.chapter_rounds)
         totals = [sum(t[r] for t in times.values()) for r in range(args.chapter_rounds)]
         summary["course_minutes"] = spread_summary(totals)

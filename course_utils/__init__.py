@@ -8,7 +8,8 @@ At the top level, in layers (a module imports only modules listed before it):
   :mod:`course_utils.hub` — what may reach the Hugging Face hub (nothing, unless a download is
   asked for); :mod:`course_utils.tokenizer` — the byte-level BPE tokenizer and chat template;
   :mod:`course_utils.device` — the device and precision; :mod:`course_utils.environment` — the
-  pinned versions checked;
+  pinned versions checked; :mod:`course_utils.sampling` — a batched sampler with the KV cache,
+  faster than ``model.generate`` (opt-in: ``sampler="course"``);
 * :mod:`course_utils.models` — the one loader (shipped names, local folders, hub ids) and generation;
 * :mod:`course_utils.dashboard` — the one run dashboard every training loop logs to (a live
   plot, a JSONL log, warnings when a known failure signature appears);

@@ -28,6 +28,7 @@ from transformers.utils import logging as hf_logging
 
 from course_utils.device import autocast, pick_device
 from course_utils.hub import download_advice, download_main, downloads_allowed, hub_offline
+from course_utils.sampling import sample
 from course_utils.tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
@@ -224,16 +225,24 @@ def count_parameters(model: torch.nn.Module, trainable_only: bool = False) -> in
 @torch.no_grad()
 def generate(model: PreTrainedModel, tokenizer, prompts: list[str], max_new_tokens: int = 32,
              temperature: float = 0.0, chat: bool = True, seed: int | None = None,
-             batch_size: int = 64) -> list[str]:
+             batch_size: int = 64, sampler: str = "hf") -> list[str]:
     """Complete each prompt; greedy when ``temperature == 0``, else sampling at that temperature.
 
     With ``chat=True`` each prompt is wrapped in the chat template as a user message (for
     instruction-tuned models); with ``chat=False`` the model simply continues the text
     (for the base model). Prompts are left-padded into batches of ``batch_size`` and
     decoded with the KV cache; the returned strings exclude the prompt and special tokens.
+    ``sampler="hf"`` decodes with ``model.generate`` (the random stream the stored results
+    were made with); ``sampler="course"`` with :func:`sampling.sample`, faster, the same
+    greedy text, samples from the same distribution but another random stream. ``seed``
+    seeds torch's global random stream either way.
     """
+    if sampler not in ("hf", "course"):
+        raise ValueError(f"sampler must be 'hf' or 'course', not {sampler!r}")
     if seed is not None:
         torch.manual_seed(seed)
+    if sampler == "course":
+        return sample(model, tokenizer, prompts, max_new_tokens, temperature, chat=chat, batch_size=batch_size)
     texts = [chat_prompt(tokenizer, p) if chat else p for p in prompts]
     old_side, tokenizer.padding_side = tokenizer.padding_side, "left"
     model.eval()

@@ -183,7 +183,7 @@ def test_bench_prints_a_table_and_json_last():
     lines = out.strip().splitlines()
     summary = json.loads(lines[-1])
     assert set(summary["ratios"]) == {"sft_vs_trl", "sft_grouped_vs_trl", "sft_grouping_gain", "rm_vs_trl",
-                                      "dpo_vs_trl", "pretrain_peak_fraction"}
+                                      "dpo_vs_trl", "pretrain_peak_fraction"} | SAMPLING_RATIOS
     for name, s in summary["ratios"].items():
         assert len(s["rounds"]) == 2 and s["min"] <= s["median"] <= s["max"] and s["min"] > 0, name
     assert summary["unstable"] == sorted(k for k, s in summary["ratios"].items() if not s["stable"])
@@ -194,6 +194,27 @@ def test_bench_prints_a_table_and_json_last():
     assert store["sustained"]["labels_per_s"] > 0 and store["sustained"]["participants"] == 30
     assert (store["killed_midway"]["lost"], store["killed_midway"]["duplicated"]) == (0, 0)
     assert any(line.startswith("class store, 30 participants:") for line in lines)
+
+
+SAMPLING_RATIOS = {"sampling_reasoning_vs_generate", "sampling_reasoning_peak_fraction",
+                   "sampling_ppo_vs_generate", "sampling_ppo_peak_fraction"}
+
+
+def test_bench_runs_the_sampling_section_alone():
+    """``--only sampling``: the course sampler against ``model.generate`` in tokens/s, and its share of
+    the matmul peak; nothing of the other sections (about 20 s)."""
+    out = subprocess.run([sys.executable, "-m", "course_tools.bench", "--only", "sampling", "--rounds", "2"],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    lines = out.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert set(summary["ratios"]) == SAMPLING_RATIOS and "course_minutes" not in summary
+    for name, s in summary["ratios"].items():
+        assert len(s["rounds"]) == 2 and 0 < s["min"] <= s["median"] <= s["max"], name
+    rows = [line for line in lines if line.startswith("| sampling, ")]
+    assert len(rows) == 2 and all("tokens/s" in line and "generate" in line for line in rows)
+    compute = [line for line in lines if line.startswith("| course sampler, ")]
+    assert len(compute) == 2 and all("prefill alone" in line and "of peak" in line for line in compute)
+    assert not any(line.startswith(("| SFT", "| pretraining", "| chapter")) for line in lines)
 
 
 def test_bench_flags_rounds_that_disagree():
