@@ -140,6 +140,12 @@ def test_grpo_short_run():
     res = train_grpo(policy, ref, tok, rows, GRPOConfig(steps=2, prompts_per_step=4, group_size=4), progress=False)
     assert len(res.history) == 2 and 0 <= res.history[-1]["reward"] <= 1
     assert all(math.isfinite(v) for v in res.history[-1].values())
+    fast = train_grpo(policy, ref, tok, rows, GRPOConfig(steps=2, prompts_per_step=4, group_size=4, sampler="course"),
+                      progress=False)     # the course sampler: the same loop, another random stream
+    assert len(fast.history) == 2 and all(math.isfinite(v) for v in fast.history[-1].values())
+    with pytest.raises(ValueError, match="sampler must be"):
+        train_grpo(policy, ref, tok, rows, GRPOConfig(steps=1, prompts_per_step=2, group_size=2, sampler="vllm"),
+                   progress=False)
 
 
 def test_grpo_warmup_scales_the_first_update():

@@ -180,6 +180,7 @@ class GRPOConfig:
     clip_high: float | None = None  # upper clip (DAPO: 0.28); None: the same as `clip`
     estimator: str = "grpo"        # "grpo" (group-normalised, per token) or "rloo" (leave-one-out, per answer)
     warmup_steps: int = 0          # the learning rate rises linearly from lr / warmup_steps over this many steps
+    sampler: str = "hf"            # "hf" (model.generate) or "course" (course_utils.sampling: faster, another stream)
 
 
 @dataclass
@@ -230,7 +231,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     for step in bar:
         picked = [rng.choice(rows) for _ in range(cfg.prompts_per_step)]
         prompts = [r["prompt"] for r in picked for _ in range(cfg.group_size)]
-        ro = sample_rollout(policy, None, ref, tokenizer, prompts, cfg.max_new_tokens, cfg.temperature)
+        ro = sample_rollout(policy, None, ref, tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, cfg.sampler)
         if reward_fn is None:
             targets = [r["response"] for r in picked for _ in range(cfg.group_size)]
             rewards = torch.tensor([float(check_answer(o, t)) for o, t in zip(ro.responses, targets)])
