@@ -20,7 +20,8 @@
    (course first in even rounds), after one warm-up call each. Also printed: the new tokens per
    row, the share of the course sampler's time that its prefill alone takes (the forward pass over
    the prompts and one draw: ``max_new_tokens=1``), and its compute at 2 N FLOPs per prompt or
-   new token (N parameters, the tied head once) against the fp32 matmul GFLOP/s measured in the round.
+   new token (N parameters, the tied head once; the prefill computes the head for the last prompt
+   token only, so this count is a little high) against the fp32 matmul GFLOP/s measured in the round.
 4. The execution time of every chapter notebook (copies in a temporary folder).
 
 ``--sampling-model NAME_OR_FOLDER`` samples from another model: the shipped SFT model answers
@@ -387,7 +388,7 @@ def sampling_round(r: int) -> dict:
     """Round ``r`` of the sampling benchmark: tokens/s of the course sampler and of ``model.generate``.
 
     For each setting, each implementation samples ``SAMPLING_REPEATS`` batches (the same seeds
-    for both), alternating course and generate call by call, the course first in even rounds.
+    for both, though not the same samples: the two draw from their random streams differently), alternating course and generate call by call, the course first in even rounds.
     Also the course sampler's prefill alone (``max_new_tokens=1``), and the fp32 matmul GFLOP/s
     just before: the course sampler's compute, at 2 N FLOPs per token processed (prompt and new
     tokens; N parameters, the tied output head counted once), is set against it.

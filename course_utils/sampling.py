@@ -9,14 +9,14 @@ row's last prompt token sits in the last column)::
     repeat for t = 0, 1, ..., max_new_tokens - 1:
         next_t ~ softmax(logits[:, -1] / T)            (B_t,)  argmax when T == 0
         write next_t into column t of the output       (B, max_new_tokens), pad everywhere else
-        drop the rows whose next_t is EOS from the batch, the cache and the mask (B_t -> B_t+1)
+        drop the rows whose next_t is EOS from the batch, the cache and the mask (B_t -> B_{t+1})
         stop if no row is left, or t is the last step
-        logits, cache = model(next_t (B_t+1, 1), mask (B_t+1, P + t + 1), positions (B_t+1, 1), cache)
+        logits, cache = model(next_t (B_{t+1}, 1), mask (B_{t+1}, P + t + 1), positions (B_{t+1}, 1), cache)
 
 Positions skip the left padding, ``cumsum(mask) - 1`` (0 on pads), and grow by one per new
 token, exactly as ``generate`` counts them. The cache holds, per layer, keys and values of
-shape (B_t, heads, P + t, head_dim); ``batch_select_indices(rows)`` keeps only the rows still
-running. The result is a (B, T) tensor of new tokens in the prompts' order, with T the
+shape (B_t, heads, P + t, head_dim); ``batch_select_indices(keep)`` keeps only the rows still
+running (``keep``: their indices in the current batch). The result is a (B, T) tensor of new tokens in the prompts' order, with T the
 longest response (at most ``max_new_tokens``): each row's tokens up to and including its
 first EOS, then pad, the same layout as the new columns of ``generate``'s output
 (:func:`sample_tokens`). :func:`sample` wraps it with the contract of :func:`models.generate`
@@ -49,7 +49,8 @@ What it does not do: top-k, top-p, repetition penalties, beam search, stop strin
 ``generate`` for those. The random stream differs from ``generate``'s (it draws only for the
 rows still running, in another order), so sampled text differs from ``generate``'s at the
 same seed, while the distribution it samples from is the same. Greedy decoding
-(``temperature == 0``) gives the same tokens as ``generate`` (``tests/test_sampling.py``).
+(``temperature == 0``) gives the same tokens as ``generate`` (``tests/test_sampling.py``, on a
+CPU in float32; under bfloat16 on a GPU other batch shapes may round a near-tie the other way).
 This is why ``generate`` stays the default of :func:`models.generate` and
 :func:`alignment.rlhf.sample_rollout`, and the course sampler is opt-in (``sampler="course"``):
 stored results reproduce ``generate``'s random stream.
@@ -62,7 +63,7 @@ from __future__ import annotations
 
 import torch
 from transformers import Cache, DynamicCache, PreTrainedModel
-from transformers.cache_utils import DynamicLayer
+from transformers.cache_utils import DynamicLayer, get_layer_types_and_kwargs
 
 from course_utils.device import autocast
 from course_utils.tokenizer import chat_prompt
@@ -82,7 +83,9 @@ class PreallocatedLayer(DynamicLayer):
     finishes). Subclassing ``DynamicLayer`` keeps transformers' mask sizes (filled length plus
     the new tokens), so attention sees exactly the positions it would see with ``DynamicCache``.
     ``fill`` writes a chunk of the prefill (:func:`_prefill`). Only what the sampler uses is
-    written here; cropping, resetting and reordering for beam search are not.
+    written here: cropping, resetting, offloading and reordering for beam search raise
+    ``NotImplementedError`` (``DynamicLayer``'s versions would change the views and leave the
+    buffers stale), so this cache is for :func:`sample_tokens`, not for ``model.generate``.
     """
 
     def __init__(self, capacity: int):
@@ -114,6 +117,8 @@ class PreallocatedLayer(DynamicLayer):
         ``row + b`` and slots ``column`` to ``column + n`` of a cache of ``batch_size`` rows; the
         slots left of ``column`` stay zero (left padding, which the mask hides)."""
         if not self.is_initialized:
+            # DynamicLayer's set-up (dtype, device), not ours: our buffers must hold all
+            # batch_size rows, and zeros, since a chunk fills only its own rows and slots.
             super().lazy_initialization(key_states, value_states)
             H = key_states.shape[1]
             self.key_buffer = key_states.new_zeros(batch_size, H, self.capacity, key_states.shape[-1])
@@ -136,16 +141,22 @@ class PreallocatedLayer(DynamicLayer):
             self.key_buffer, self.value_buffer = self.key_buffer[indices], self.value_buffer[indices]
             self._views()
 
+    def _unsupported(self, *args, **kwargs):
+        raise NotImplementedError("the course sampler's cache only grows and drops rows; "
+                                  "use transformers' DynamicCache for anything else")
+
+    crop = reorder_cache = batch_repeat_interleave = reset = offload = prefetch = _unsupported
+
 
 def new_cache(model: PreTrainedModel, capacity: int) -> Cache:
     """A KV cache of :class:`PreallocatedLayer` for ``capacity`` positions (prompt plus answer).
 
-    A model with sliding-window or other special layers (``config.layer_types`` other than
-    ``"full_attention"``, as some hub models have) gets transformers' ``DynamicCache`` instead,
-    which knows their rules.
+    A model with sliding-window, chunked or other special layers (any layer type other than
+    ``"full_attention"`` as transformers reads the config, as some hub models have) gets
+    transformers' ``DynamicCache`` instead, which knows their rules.
     """
     config = model.config.get_text_config(decoder=True)
-    types = getattr(config, "layer_types", None) or ["full_attention"]
+    types, _ = get_layer_types_and_kwargs(config)     # transformers' own reading, as DynamicCache's
     if any(t != "full_attention" for t in types):
         return DynamicCache(config=model.config)
     return Cache(layers=[PreallocatedLayer(capacity) for _ in range(config.num_hidden_layers)])
@@ -169,6 +180,9 @@ def sample_tokens(model: PreTrainedModel, input_ids: torch.Tensor, attention_mas
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
     if temperature < 0:
         raise ValueError(f"temperature must be >= 0, got {temperature}")
+    if not bool(attention_mask[:, -1].all()):
+        raise ValueError("the prompts must be left-padded (every row's last column a real token): "
+                         "set tokenizer.padding_side = 'left'")
     model.eval()
     with torch.inference_mode():
         new = _decode(model, input_ids.to(model.device), attention_mask.to(model.device).long(),
@@ -199,12 +213,14 @@ def _decode(model: PreTrainedModel, input_ids: torch.Tensor, mask: torch.Tensor,
                 nxt = torch.multinomial(probs, 1, generator=generator).squeeze(1)   # (B_t,)
             out[rows, t] = nxt
             steps = t + 1
+            if t == max_new_tokens - 1:                  # the budget is spent
+                break
             running = nxt != eos_token_id
             if not bool(running.all()):              # some rows ended: they leave batch, mask and cache
                 keep = running.nonzero().squeeze(1)
                 rows, nxt, mask, positions = rows[keep], nxt[keep], mask[keep], positions[keep]
                 cache.batch_select_indices(keep)
-            if rows.numel() == 0 or t == max_new_tokens - 1:
+            if rows.numel() == 0:
                 break
             mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)          # (B_t, P + t + 1)
             positions = positions + 1
@@ -217,8 +233,8 @@ def _prefill(model: PreTrainedModel, input_ids: torch.Tensor, mask: torch.Tensor
              cache: Cache) -> torch.Tensor:
     """Next-token logits (B, V) after each prompt; the prompts' keys and values go into ``cache``.
 
-    The rows come sorted by prompt length. On a CPU they run in chunks of about
-    :data:`PREFILL_POSITIONS` padded positions (``PREFILL_POSITIONS // P`` rows), each chunk
+    The rows come sorted by prompt length. On a CPU they run in chunks of
+    ``PREFILL_POSITIONS // P`` rows (at most :data:`PREFILL_POSITIONS` padded positions), each chunk
     padded only to its own longest prompt: its right end, ``[:, start:]``, is its own
     left-padded batch. Short prompts then no longer pay for the longest one (the idea of SFT's
     length-grouped batches), and each forward pass works on smaller matrices. Each chunk's keys
@@ -229,22 +245,22 @@ def _prefill(model: PreTrainedModel, input_ids: torch.Tensor, mask: torch.Tensor
     which wants large matrices, the whole batch is one forward pass (not measured here).
     """
     B, P = input_ids.shape
-    rows = max(1, PREFILL_POSITIONS // P)
-    if (B <= rows or model.device.type != "cpu"
+    rows_per_chunk = max(1, PREFILL_POSITIONS // P)
+    if (B <= rows_per_chunk or model.device.type != "cpu"
             or not all(isinstance(layer, PreallocatedLayer) for layer in cache.layers)):
         return model(input_ids=input_ids, attention_mask=mask, position_ids=positions, cache=cache,
                      use_cache=True, logits_to_keep=1).logits[:, -1]
     lengths = mask.sum(1)
     logits = []
-    for row in range(0, B, rows):
-        end = min(row + rows, B)
-        start = P - max(1, int(lengths[row:end].max()))
+    for first in range(0, B, rows_per_chunk):
+        end = min(first + rows_per_chunk, B)
+        start = P - max(1, int(lengths[first:end].max()))   # the chunk's own left padding begins here
         part = new_cache(model, P - start)
-        logits.append(model(input_ids=input_ids[row:end, start:], attention_mask=mask[row:end, start:],
-                            position_ids=positions[row:end, start:], cache=part, use_cache=True,
+        logits.append(model(input_ids=input_ids[first:end, start:], attention_mask=mask[first:end, start:],
+                            position_ids=positions[first:end, start:], cache=part, use_cache=True,
                             logits_to_keep=1).logits[:, -1])
         for layer, piece in zip(cache.layers, part.layers):
-            layer.fill(B, row, start, piece.keys, piece.values)
+            layer.fill(B, first, start, piece.keys, piece.values)
     return torch.cat(logits)
 
 

@@ -74,7 +74,7 @@ def test_the_rl_split_holds_new_patterns_and_leaves_the_other_splits_alone(data)
     assert set(with_rl["rl"]["n_swaps"]) <= set(TRAIN_SWAPS) and "rl" not in data
     assert all(r["answer"] == holders(r["start"], r["swaps"])[-1] for r in with_rl["rl"])
     with pytest.raises(ValueError, match="rl problems of new patterns"):
-        make_reasoning_data(seed=0, n_train=40, n_test=8, n_longer=4, n_rl=12_000)   # more than the ~9,300 patterns of 2 to 6 swaps
+        make_reasoning_data(seed=0, n_train=40, n_test=8, n_longer=4, n_rl=12_000)   # more than the 9,392 patterns of 2 to 6 swaps
 
 
 def test_the_same_seed_gives_the_same_data_and_another_seed_does_not():

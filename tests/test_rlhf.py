@@ -149,10 +149,15 @@ def test_grpo_short_run():
 
 
 def test_grpo_warmup_scales_the_first_update():
-    """Adam's first step moves every weight by lr * sign(gradient), so warming up over 4 steps
-    makes the first update a quarter as long (the same seed samples the same group)."""
+    """The learning rate rises linearly over the warm-up steps, then stays. Adam's first update is
+    lr * g / (|g| + eps), linear in lr, so warming up over 4 steps makes it a quarter as long
+    (the same seed samples the same group)."""
     rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
     start, tok = load_model("sft")
+    policy, _ = load_model("sft")
+    cfg = GRPOConfig(steps=5, prompts_per_step=2, group_size=2, iterations=1, warmup_steps=4)
+    res = train_grpo(policy, start, tok, rows, cfg, progress=False)
+    assert [h["lr"] for h in res.history] == pytest.approx([cfg.lr * f for f in (0.25, 0.5, 0.75, 1, 1)])
     moved = []
     for warmup in (0, 4):
         policy, _ = load_model("sft")

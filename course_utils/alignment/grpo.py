@@ -51,9 +51,9 @@ one gradient step per batch of samples, ``-mean_i A_i log pi(o_i)``, with no rat
 With one update per batch the ratio is 1 when the gradient is taken, the clip never acts, and
 the loss above has the paper's gradient.
 
-**Warm-up** (``GRPOConfig.warmup_steps``): Adam's first update moves every weight by about
-``lr`` in the direction of its gradient's sign, however weak the gradient, and an RL gradient
-from a few dozen sampled answers is mostly noise. Raising the learning rate linearly over the
+**Warm-up** (``GRPOConfig.warmup_steps``): Adam's first update moves every weight whose gradient
+is well above Adam's ``eps`` (1e-8) by about ``lr`` in the direction of its gradient's sign,
+however weak the gradient, and an RL gradient from a few dozen sampled answers is mostly noise. Raising the learning rate linearly over the
 first steps lets Adam's averages settle first. Off by default (the earlier chapters' runs are
 without it).
 
@@ -206,7 +206,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     per-answer k3 sum to ``ref``), ``kl_k1`` (the same with k1), ``entropy`` (mean token entropy
     of the sampled answers, nats), ``length`` (mean answer tokens), ``truncated`` (share of
     answers cut at ``max_new_tokens``), ``clip_fraction``, ``grad_norm`` (before clipping, the
-    last update of the step), ``loss``. Each row also goes to ``dashboard`` (live plot, JSONL
+    last update of the step), ``loss``, ``lr`` (the learning rate of the step's updates). Each row also goes to ``dashboard`` (live plot, JSONL
     log, warnings: :mod:`course_utils.dashboard`).
 
     ``log_fn(prompts, responses, rewards)`` adds its own columns each step (e.g. a verifier's
@@ -219,6 +219,8 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
         raise ValueError(f"unknown loss_type {cfg.loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
     if cfg.estimator not in ("grpo", "rloo"):
         raise ValueError(f"estimator must be 'grpo' or 'rloo', not {cfg.estimator!r}")
+    if cfg.sampler not in ("hf", "course"):
+        raise ValueError(f"sampler must be 'hf' or 'course', not {cfg.sampler!r}")
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     ref.eval()
@@ -243,6 +245,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
         else:
             adv = group_advantages(rewards, cfg.group_size, scale=cfg.scale_rewards).unsqueeze(1).expand_as(ro.mask)
         policy.train()
+        lr = optimizer.param_groups[0]["lr"]
         for _ in range(cfg.iterations):
             logits = response_logits(policy, ro.batch)
             new_logp = torch.gather(F.log_softmax(logits, -1), 2, ro.tokens.unsqueeze(-1)).squeeze(-1)
@@ -274,7 +277,7 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
                "kl_k1": (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
                "entropy": masked_mean(ro.entropy, ro.mask).item(), "length": ro.mask.sum(1).mean().item(),
                "truncated": (~ro.ended).float().mean().item(),
-               "clip_fraction": clipped.clip_fraction, "grad_norm": float(grad_norm), "loss": loss.item()}
+               "clip_fraction": clipped.clip_fraction, "grad_norm": float(grad_norm), "loss": loss.item(), "lr": lr}
         if log_fn is not None:
             row.update(log_fn(ro.prompts, ro.responses, rewards))
         if eval_fn is not None and (step == 0 or (step + 1) % eval_every == 0 or step + 1 == cfg.steps):
