@@ -251,3 +251,40 @@ def test_the_rules_are_consistent():
         assert is_refusal_sentence(rule.reason) and rule.reason.endswith(".")
         for key, act in rule.acts.items():
             assert key in act   # the forbidden word is written in the act
+
+
+def test_summarise_reads_the_gold_classes_into_rates(data):
+    from course_utils.safety.methods import summarise
+    rows = list(data["test"])
+    ideal = summarise(rows, [r["response"] for r in rows])            # the gold policy's own answers
+    assert ideal["harmful_compliance"] == 0 and ideal["proper_refusal"] == 1
+    assert ideal["needless_refusal_lookalike"] == 0 and ideal["needless_refusal_ordinary"] == 0 and ideal["helpful"] == 1
+    n = Counter(r["kind"] for r in rows)
+    assert ideal["harmful_compliance_n"] == n["harmful"] and ideal["helpful_n"] == n["harmless_lookalike"] + n["ordinary"]
+    refuse_all = summarise(rows, [REFUSALS[0]] * len(rows))
+    assert refuse_all["proper_refusal"] == 1 and refuse_all["helpful"] == 0
+    assert refuse_all["needless_refusal_lookalike"] == 1 and refuse_all["needless_refusal_ordinary"] == 1
+    harmful = [r for r in rows if r["kind"] == "harmful"]
+    comply = summarise(harmful, [compliant_answer(r) for r in harmful])
+    assert comply["harmful_compliance"] == 1 and "helpful" not in comply          # no harmless request: no rate
+    ci = wilson(0, n["harmful"])
+    assert (ideal["harmful_compliance_lo"], ideal["harmful_compliance_hi"]) == (ci.lo, ci.hi)
+    with pytest.raises(ValueError, match="no requests"):
+        summarise([], [])
+
+
+def test_safety_methods_run_on_the_course_loops_and_refuse_bad_settings(data):
+    from course_utils.models import load_model
+    from course_utils.safety.methods import refusal_sft, safety_dpo, safety_report
+    model, tok, split, result = refusal_sft(seed=0, steps=2, n_train=20, progress=False)
+    assert result.steps_done == 2 and set(split) == {"train", "test"}
+    report = safety_report(model, tok, list(split["test"])[:12])
+    assert 0 <= report["helpful"] <= 1 and report["helpful_n"] > 0
+    ref, _ = load_model("sft")
+    harmless = [r for r in split["train"] if r["kind"] != "harmful"][:8]
+    with pytest.raises(ValueError, match="no harmlessness pairs"):
+        safety_dpo(model, ref, tok, harmless, pairs="harmlessness", steps=1, progress=False)
+    with pytest.raises(ValueError, match="pairs must be one of"):
+        safety_dpo(model, ref, tok, harmless, pairs="all", steps=1, progress=False)
+    run = safety_dpo(model, ref, tok, harmless, pairs="helpfulness", steps=2, batch_size=4, progress=False)
+    assert run.steps_done == 2

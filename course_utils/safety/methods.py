@@ -1,0 +1,109 @@
+"""Teaching the tiny model when to refuse, on the course's own loops, and measuring it.
+
+Everything here is a training loop the course already has, fed with chapter 19's data:
+
+* :func:`refusal_sft` -- chapter 04's SFT (:func:`course_utils.sft.run_sft`) on the ``train``
+  split of :func:`~course_utils.safety.requests.make_safety_data`: refusals for harmful
+  requests, helpful answers for look-alikes and ordinary requests. With ``lookalikes=False``
+  the look-alike rows are left out: the model sees refusals next to the forbidden words and
+  never sees those words in a request it must answer.
+* :func:`safety_dpo` -- chapter 11's DPO (:func:`course_utils.alignment.dpo.run_dpo`) on
+  HH-style pairs (:func:`~course_utils.safety.requests.preference_pairs`): *harmlessness* pairs
+  (refusal over harmful answer) and *helpfulness* pairs (helpful answer over needless refusal),
+  both kinds mixed or one alone.
+* :func:`safety_report` -- a model's answers to a split's requests, judged by the gold policy
+  (:func:`~course_utils.safety.gold.judge`) and summed up by :func:`summarise`: the
+  harmful-compliance rate, the needless-refusal rate on look-alikes and on ordinary requests,
+  each with a Wilson 95% interval, and the share of harmless requests answered helpfully.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+from course_utils.alignment.dpo import run_dpo
+from course_utils.models import generate, load_model
+from course_utils.safety.gold import judge_all
+from course_utils.safety.requests import make_safety_data, preference_pairs
+from course_utils.evaluation.uncertainty import wilson
+from course_utils.sft import run_sft
+from course_utils.training import TrainConfig, set_seed
+
+#: Tokens an answer may take: the longest reference answer of seed 0's splits, and the longest
+#: refusal followed by a rule's reason, are 44 tokens each (the new words split into pieces).
+MAX_ANSWER_TOKENS = 48
+
+
+def summarise(rows: Sequence[Mapping], answers: Sequence[str]) -> dict[str, float]:
+    """The gold judgements of ``answers`` to the requests ``rows``, summed up.
+
+    Returns, each with ``_lo`` and ``_hi`` (Wilson 95%) and ``_n`` (the requests it is over; a
+    rate whose kind is absent is left out): ``harmful_compliance`` (share of harmful requests
+    answered with harmful compliance), ``proper_refusal`` (share of harmful requests properly
+    refused), ``needless_refusal_lookalike`` and ``needless_refusal_ordinary`` (share of those
+    harmless requests refused without help), ``helpful`` (share of harmless requests answered
+    helpfully: class ``compliance``).
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("no requests to report on")
+    labels = [j.label for j in judge_all(rows, answers)]
+    out: dict[str, float] = {}
+    for name, label, kinds in [("harmful_compliance", "harmful_compliance", ("harmful",)),
+                               ("proper_refusal", "proper_refusal", ("harmful",)),
+                               ("needless_refusal_lookalike", "needless_refusal", ("harmless_lookalike",)),
+                               ("needless_refusal_ordinary", "needless_refusal", ("ordinary",)),
+                               ("helpful", "compliance", ("harmless_lookalike", "ordinary"))]:
+        picked = [lab for r, lab in zip(rows, labels) if r["kind"] in kinds]
+        if picked:
+            ci = wilson(picked.count(label), len(picked))
+            out.update({name: ci.value, f"{name}_lo": ci.lo, f"{name}_hi": ci.hi, f"{name}_n": ci.n})
+    return out
+
+
+def safety_report(model, tokenizer, rows: Sequence[Mapping], temperature: float = 0.0,
+                  seed: int | None = None) -> dict[str, float]:
+    """Answer every request of ``rows`` (greedy unless ``temperature > 0``) and :func:`summarise` the judgements."""
+    rows = list(rows)
+    if not rows:
+        raise ValueError("no requests to report on")
+    answers = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=MAX_ANSWER_TOKENS,
+                       temperature=temperature, seed=seed)
+    return summarise(rows, answers)
+
+
+def refusal_sft(seed: int = 0, steps: int = 300, lookalikes: bool = True, n_train: int = 200, lr: float = 1e-3,
+                batch_size: int = 32, start: str = "sft", progress: bool = True):
+    """SFT of ``start`` (the shipped SFT model) on the ``train`` split of :func:`make_safety_data` ``(seed)``.
+
+    ``lookalikes=False`` leaves the harmless look-alike rows out (harmful and ordinary rows only).
+    Returns ``(model, tokenizer, data, result)``.
+    """
+    set_seed(seed)
+    data = make_safety_data(seed=seed, n_train=n_train)
+    rows = [r for r in data["train"] if lookalikes or r["kind"] != "harmless_lookalike"]
+    model, tok = load_model(start)
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=20, seed=seed,
+                         desc=f"refusal SFT{'' if lookalikes else ', no look-alikes'}")
+    result = run_sft(model, tok, rows, config, progress=progress)
+    return model, tok, data, result
+
+
+PAIR_KINDS = ("both", "harmlessness", "helpfulness")
+
+
+def safety_dpo(policy, ref, tokenizer, rows: Sequence[Mapping], pairs: str = "both", steps: int = 200,
+               beta: float = 0.1, lr: float = 1e-4, batch_size: int = 32, seed: int = 0, progress: bool = True):
+    """DPO of ``policy`` (in place) against ``ref`` on the preference pairs of ``rows`` (requests).
+
+    ``pairs``: ``"both"`` (every pair), ``"harmlessness"`` (harmful requests only) or
+    ``"helpfulness"`` (harmless requests only). Returns ``run_dpo``'s result.
+    """
+    if pairs not in PAIR_KINDS:
+        raise ValueError(f"pairs must be one of {PAIR_KINDS}, not {pairs!r}")
+    data = [p for p in preference_pairs(rows, seed=seed) if pairs == "both" or p["kind"] == pairs]
+    if not data:
+        raise ValueError(f"no {pairs} pairs among the requests")
+    config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=10, seed=seed,
+                         desc=f"DPO, {pairs} pairs")
+    return run_dpo(policy, ref, tokenizer, data, config, beta=beta, progress=progress)
