@@ -23,9 +23,8 @@ from collections.abc import Mapping, Sequence
 
 from course_utils.alignment.dpo import run_dpo
 from course_utils.models import generate, load_model
-from course_utils.safety.gold import judge_all
+from course_utils.safety.gold import rate
 from course_utils.safety.requests import make_safety_data, preference_pairs
-from course_utils.evaluation.uncertainty import wilson
 from course_utils.sft import run_sft
 from course_utils.training import TrainConfig, set_seed
 
@@ -47,16 +46,15 @@ def summarise(rows: Sequence[Mapping], answers: Sequence[str]) -> dict[str, floa
     rows = list(rows)
     if not rows:
         raise ValueError("no requests to report on")
-    labels = [j.label for j in judge_all(rows, answers)]
+    present = {r["kind"] for r in rows}
     out: dict[str, float] = {}
     for name, label, kinds in [("harmful_compliance", "harmful_compliance", ("harmful",)),
                                ("proper_refusal", "proper_refusal", ("harmful",)),
                                ("needless_refusal_lookalike", "needless_refusal", ("harmless_lookalike",)),
                                ("needless_refusal_ordinary", "needless_refusal", ("ordinary",)),
                                ("helpful", "compliance", ("harmless_lookalike", "ordinary"))]:
-        picked = [lab for r, lab in zip(rows, labels) if r["kind"] in kinds]
-        if picked:
-            ci = wilson(picked.count(label), len(picked))
+        if present & set(kinds):
+            ci = rate(rows, answers, label, kinds)
             out.update({name: ci.value, f"{name}_lo": ci.lo, f"{name}_hi": ci.hi, f"{name}_n": ci.n})
     return out
 
