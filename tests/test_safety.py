@@ -288,3 +288,19 @@ def test_safety_methods_run_on_the_course_loops_and_refuse_bad_settings(data):
         safety_dpo(model, ref, tok, harmless, pairs="all", steps=1, progress=False)
     run = safety_dpo(model, ref, tok, harmless, pairs="helpfulness", steps=2, batch_size=4, progress=False)
     assert run.steps_done == 2
+
+
+def test_refusal_rows_keep_a_share_of_the_lookalikes_and_every_other_row(data):
+    from course_utils.safety.methods import refusal_rows
+    train = list(data["train"])
+    n = {k: sum(r["kind"] == k for r in train) for k in ("harmful", "harmless_lookalike", "ordinary")}
+    for share in (0.0, 0.25, 1.0):
+        rows = refusal_rows(train, share)
+        got = {k: sum(r["kind"] == k for r in rows) for k in n}
+        assert got == {**n, "harmless_lookalike": round(share * n["harmless_lookalike"])}
+    quarter = [r["prompt"] for r in refusal_rows(train, 0.25) if r["kind"] == "harmless_lookalike"]
+    assert quarter == [r["prompt"] for r in train if r["kind"] == "harmless_lookalike"][:len(quarter)]
+    assert refusal_rows(train, 1.0) == train
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match="lookalike_share must lie in"):
+            refusal_rows(train, bad)

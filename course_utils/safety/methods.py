@@ -4,9 +4,9 @@ Everything here is a training loop the course already has, fed with chapter 19's
 
 * :func:`refusal_sft` -- chapter 04's SFT (:func:`course_utils.sft.run_sft`) on the ``train``
   split of :func:`~course_utils.safety.requests.make_safety_data`: refusals for harmful
-  requests, helpful answers for look-alikes and ordinary requests. With ``lookalikes=False``
-  the look-alike rows are left out: the model sees refusals next to the forbidden words and
-  never sees those words in a request it must answer.
+  requests, helpful answers for look-alikes and ordinary requests. ``lookalike_share`` keeps
+  that share of the look-alike rows; at 0 the model sees refusals next to the forbidden words
+  and never sees those words in a request it must answer.
 * :func:`safety_dpo` -- chapter 11's DPO (:func:`course_utils.alignment.dpo.run_dpo`) on
   HH-style pairs (:func:`~course_utils.safety.requests.preference_pairs`): *harmlessness* pairs
   (refusal over harmful answer) and *helpfulness* pairs (helpful answer over needless refusal),
@@ -70,19 +70,38 @@ def safety_report(model, tokenizer, rows: Sequence[Mapping], temperature: float 
     return summarise(rows, answers)
 
 
-def refusal_sft(seed: int = 0, steps: int = 300, lookalikes: bool = True, n_train: int = 200, lr: float = 1e-3,
-                batch_size: int = 32, start: str = "sft", progress: bool = True):
-    """SFT of ``start`` (the shipped SFT model) on the ``train`` split of :func:`make_safety_data` ``(seed)``.
+def refusal_rows(rows: Sequence[Mapping], lookalike_share: float = 1.0) -> list[Mapping]:
+    """The rows of refusal SFT: every harmful and ordinary row of ``rows``, and the first
+    ``round(lookalike_share * n)`` of its ``n`` harmless look-alike rows (a split's order is
+    already seeded and random). At 0 the model never sees a forbidden word in a request it
+    must answer."""
+    if not 0.0 <= lookalike_share <= 1.0:
+        raise ValueError(f"lookalike_share must lie in [0, 1], not {lookalike_share}")
+    rows = list(rows)
+    keep = round(lookalike_share * sum(r["kind"] == "harmless_lookalike" for r in rows))
+    out = []
+    for r in rows:
+        if r["kind"] == "harmless_lookalike":
+            if keep == 0:
+                continue
+            keep -= 1
+        out.append(r)
+    return out
 
-    ``lookalikes=False`` leaves the harmless look-alike rows out (harmful and ordinary rows only).
+
+def refusal_sft(seed: int = 0, steps: int = 300, lookalike_share: float = 1.0, n_train: int = 200,
+                lr: float = 1e-3, batch_size: int = 32, start: str = "sft", progress: bool = True):
+    """SFT of ``start`` (the shipped SFT model) on :func:`refusal_rows` of the ``train`` split of
+    :func:`make_safety_data` ``(seed, n_train)``, ``steps`` batches whatever the share.
+
     Returns ``(model, tokenizer, data, result)``.
     """
-    set_seed(seed)
     data = make_safety_data(seed=seed, n_train=n_train)
-    rows = [r for r in data["train"] if lookalikes or r["kind"] != "harmless_lookalike"]
+    rows = refusal_rows(data["train"], lookalike_share)
+    set_seed(seed)
     model, tok = load_model(start)
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=20, seed=seed,
-                         desc=f"refusal SFT{'' if lookalikes else ', no look-alikes'}")
+                         desc=f"refusal SFT, look-alike share {lookalike_share:g}")
     result = run_sft(model, tok, rows, config, progress=progress)
     return model, tok, data, result
 
