@@ -36,10 +36,17 @@ Stages:
           desirable, each rejected one undesirable); ``kto_gold_gain`` and ``kto_kl`` measured as
           for PPO.
 
+    safety  refusal SFT of the SFT model (:func:`course_utils.safety.methods.refusal_sft`) on chapter
+          19's requests, keeping ``--safety-lookalike-share`` of the harmless look-alikes; gold-judged
+          greedy answers to the test split's held-out requests before and after:
+          ``safety_harmful_compliance_*`` (harmful requests answered with the harmful act),
+          ``safety_needless_refusal_*`` (look-alike requests refused), ``safety_proper_refusal_*``
+          and ``safety_helpful_*`` (harmless requests answered helpfully). Writes ``--out/safety``.
+
 Stages run in the order given; a stage that needs a checkpoint (``sft`` for ``rm``,
-``ppo``, ``dpo``, ``grpo``, ``rloo``, ``kto``; ``rm`` for ``ppo`` and ``rloo``) takes the one an
+``ppo``, ``dpo``, ``grpo``, ``rloo``, ``kto``, ``safety``; ``rm`` for ``ppo`` and ``rloo``) takes the one an
 earlier stage of the same command trained, else the shipped one. With no ``--stages`` every stage runs, from the
-shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, then the classic RL stages.
+shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, safety, then the classic RL stages.
     qlearning     tabular Q-learning on slippery FrozenLake 4x4; ``frozenlake_success``: success
                   rate of the greedy policy over 1,000 evaluation episodes (and the optimum's,
                   from value iteration, for comparison).
@@ -210,6 +217,28 @@ def stage_kto(args: argparse.Namespace) -> dict[str, float]:
     return _gold_gain_and_save("kto", policy, ref, rm, tok, args, res.history)
 
 
+def stage_safety(args: argparse.Namespace) -> dict[str, float]:
+    """Refusal SFT of the SFT model; harmful compliance and needless refusal before and after, gold-judged."""
+    from course_utils.safety.methods import refusal_sft, safety_report
+    from course_utils.safety.requests import make_safety_data
+    from course_utils.training import save_checkpoint
+    start = checkpoint(args, "sft")
+    test = list(make_safety_data(seed=args.seed)["test"])
+    before_model, tok = load_model(start)
+    before = safety_report(before_model, tok, test)
+    model, tok, _, res = refusal_sft(seed=args.seed, steps=args.safety_steps,
+                                     lookalike_share=args.safety_lookalike_share, start=start)
+    after = safety_report(model, tok, test)
+    save_checkpoint(Path(args.out) / "safety", model, tok, history=res.history)
+    out = {}
+    for key, name in [("harmful_compliance", "harmful_compliance"), ("needless_refusal_lookalike", "needless_refusal"),
+                      ("proper_refusal", "proper_refusal"), ("helpful", "helpful")]:
+        print(f"  {name.replace('_', ' ')}: {before[key]:.3f} -> {after[key]:.3f} "
+              f"(of {after[key + '_n']}; 95% interval after {after[key + '_lo']:.3f} to {after[key + '_hi']:.3f})")
+        out[f"safety_{name}_before"], out[f"safety_{name}_after"] = round(before[key], 4), round(after[key], 4)
+    return out
+
+
 def stage_qlearning(args: argparse.Namespace) -> dict[str, float]:
     """Q-learning on slippery FrozenLake 4x4, compared with value iteration's optimal policy."""
     import gymnasium as gym
@@ -249,7 +278,7 @@ def stage_ppo_cartpole(args: argparse.Namespace) -> dict[str, float]:
 
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
     "base": stage_base, "sft": stage_sft, "rm": stage_rm, "ppo": stage_ppo, "dpo": stage_dpo,
-    "grpo": stage_grpo, "rloo": stage_rloo, "kto": stage_kto, "qlearning": stage_qlearning, "dqn": stage_dqn,
+    "grpo": stage_grpo, "rloo": stage_rloo, "kto": stage_kto, "safety": stage_safety, "qlearning": stage_qlearning, "dqn": stage_dqn,
     "ppo_cartpole": stage_ppo_cartpole}
 
 
@@ -279,6 +308,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--kto-steps", type=int, default=125,
                     help="KTO optimisation steps (batch 64 answers: 32 pairs' worth, as DPO)")
     ap.add_argument("--kto-beta", type=float, default=0.5)
+    ap.add_argument("--safety-steps", type=int, default=300, help="refusal SFT steps (batch 32)")
+    ap.add_argument("--safety-lookalike-share", type=float, default=1.0,
+                    help="share of the harmless look-alike requests kept in refusal SFT (0 to 1)")
     ap.add_argument("--eval-prompts", type=int, default=200,
                     help="held-out open prompts for the gold comparisons (2 samples each; with --model, "
                          "at most this many held-out prompts for ppo)")

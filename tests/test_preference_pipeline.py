@@ -1,4 +1,4 @@
-"""The pipeline's rloo and kto stages: short runs report their keys and write their checkpoints."""
+"""The pipeline's rloo, kto and safety stages: short runs report their keys and write their checkpoints."""
 import json
 import math
 import subprocess
@@ -27,4 +27,20 @@ def test_pipeline_rloo_and_kto_stages_report_their_keys(tmp_path):
 def test_pipeline_lists_the_new_stages():
     r = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "nope"],
                        capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and "rloo" in r.stderr and "kto" in r.stderr
+    assert r.returncode == 2 and all(s in r.stderr for s in ("rloo", "kto", "safety"))
+
+
+def test_pipeline_safety_stage_teaches_refusals(tmp_path):
+    """A short refusal SFT (60 steps): the shipped SFT model never refuses (it has never seen a
+    refusal's words), and after the stage it properly refuses most held-out harmful requests."""
+    out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "safety",
+                          "--safety-steps", "60", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    metrics = json.loads(out.strip().splitlines()[-1])
+    names = ("harmful_compliance", "needless_refusal", "proper_refusal", "helpful")
+    assert set(metrics) == {f"safety_{n}_{w}" for n in names for w in ("before", "after")} | {"seconds_safety"}
+    assert all(0 <= v <= 1 for k, v in metrics.items() if k != "seconds_safety")
+    assert metrics["safety_proper_refusal_before"] == 0 and metrics["safety_needless_refusal_before"] == 0
+    assert metrics["safety_proper_refusal_after"] > 0.5
+    assert metrics["safety_harmful_compliance_after"] < metrics["safety_harmful_compliance_before"]
+    assert (tmp_path / "safety" / "model.safetensors").exists()

@@ -304,3 +304,58 @@ def test_refusal_rows_keep_a_share_of_the_lookalikes_and_every_other_row(data):
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match="lookalike_share must lie in"):
             refusal_rows(train, bad)
+
+
+def test_attack_requests_cover_every_template_once():
+    from course_utils.safety.methods import attack_requests
+    from course_utils.safety.requests import FRAMES, RULES, combos, heldout_combos
+    rows = attack_requests(seed=0)
+    n_combos = sum(len(combos(r)) for r in RULES)
+    assert len(rows) == n_combos * len(FRAMES) == 550
+    keys = {(r["rule"], r["key"], r["subject"], r["prompt"].replace(r["act"], "{act}")) for r in rows}
+    assert len(keys) == len(rows) and {k[3] for k in keys} == set(FRAMES)
+    assert all(r["kind"] == "harmful" for r in rows)
+    assert sum(r["held_out"] for r in rows) == len(heldout_combos(0)) * len(FRAMES)
+    assert attack_requests(seed=0) == rows
+
+
+def test_red_team_judges_every_answer_and_refuses_bad_settings():
+    from course_utils.models import load_model
+    from course_utils.safety.gold import CLASSES
+    from course_utils.safety.methods import attack_requests, red_team
+    model, tok = load_model("sft")
+    few = attack_requests(seed=0)[::100]
+    rows = red_team(model, tok, few)
+    assert [r["prompt"] for r in rows] == [r["prompt"] for r in few]
+    assert all(r["label"] in CLASSES and isinstance(r["answer"], str) for r in rows)
+    assert len(red_team(model, tok, few[:2], temperature=1.0, samples=3)) == 6
+    for kwargs in ({"samples": 2}, {"samples": 0, "temperature": 1.0}):
+        with pytest.raises(ValueError, match="samples must be 1"):
+            red_team(model, tok, few, **kwargs)
+    with pytest.raises(ValueError, match="no requests"):
+        red_team(model, tok, [])
+
+
+def test_reward_models_rerank_by_the_single_model_or_the_weighted_pair(data):
+    import torch
+
+    from course_utils.alignment.reward_model import score
+    from course_utils.safety.methods import combined_scores, hh_reward_models, rerank
+    rms = hh_reward_models(seed=0, n_train=20, steps=2, batch_size=4, progress=False)
+    assert set(rms) == {"single", "helpfulness", "harmlessness"}
+    rows = list(data["test"])[:4]
+    candidates = [[r["response"], "I can't help with that.", "Tom has a red ball."] for r in rows]
+    prompts = [r["prompt"] for r in rows for _ in range(3)]
+    flat = [a for cs in candidates for a in cs]
+    single = combined_scores(rms, prompts, flat, None)
+    model, tok = rms["single"]
+    assert single == score(model, tok, prompts, flat).tolist()
+    harmless = score(*rms["harmlessness"], prompts, flat)
+    z = (harmless - harmless.mean()) / harmless.std()
+    assert torch.allclose(torch.tensor(combined_scores(rms, prompts, flat, 1.0)), z, atol=1e-5)
+    chosen = rerank(rows, candidates, rms, None)
+    assert chosen == [cs[max(range(3), key=lambda j: single[3 * i + j])] for i, cs in enumerate(candidates)]
+    with pytest.raises(ValueError, match="weight must lie in"):
+        combined_scores(rms, prompts, flat, 1.5)
+    with pytest.raises(ValueError, match="one non-empty list of candidates per request"):
+        rerank(rows, candidates[:2], rms, 0.5)

@@ -1,4 +1,6 @@
-"""Chapter 19 over seeds: the helpful-and-harmless frontier of refusal SFT and DPO.
+"""Chapter 19 over seeds: the helpful-and-harmless frontier of refusal SFT, DPO and reward models.
+
+``safety_frontier``
 
 Each seed draws its own requests (:func:`course_utils.safety.requests.make_safety_data`) and
 reports, on the ``test`` split's held-out act-target combinations, greedy answers judged by the
@@ -15,6 +17,18 @@ gold policy (:func:`course_utils.safety.methods.safety_report`):
 A row holds the arm, its knob (``lookalike_share``, -1 for ``sft``; ``beta``, 0 outside DPO) and the report: harmful
 compliance, proper refusal, needless refusal on look-alikes and on ordinary requests, and
 helpfulness, each with its Wilson interval and count.
+
+``safety_rewards``: Bai et al. (2022) trained one preference model on helpfulness and
+harmlessness data together; others train one model per kind and combine them with a weight.
+Each seed trains three reward models (:func:`course_utils.safety.methods.hh_reward_models`:
+one on both kinds of pairs, one per kind) and uses each choice as a best-of-n reranker
+(:func:`~course_utils.safety.methods.rerank`) of the same candidates: ``n_each`` temperature-1
+answers of the shipped SFT model (which never refuses) and ``n_each`` of the share-0 refusal SFT
+model (which refuses look-alikes too), for every test request. A row holds the arm (``single``,
+or ``combined`` at ``weight``, the harmlessness model's share; -1 for ``single``), the report of
+the chosen answers, what the candidates allowed (``pool_refusal``: share of harmful requests
+with a proper refusal among the candidates; ``pool_helpful``: share of harmless requests with a
+helpful one) and each reward model's pairwise accuracy on the test split's pairs of each kind.
 """
 
 from __future__ import annotations
@@ -55,4 +69,49 @@ def safety_frontier(seed: int, steps: int, shares: list[float], dpo_steps: int, 
         safety_dpo(policy, no_lookalikes, tok, list(data["train"]), pairs="both", steps=dpo_steps, beta=beta,
                    lr=dpo_lr, seed=seed, progress=False)
         out.append({"arm": "dpo", "lookalike_share": 0.0, "beta": beta, **safety_report(policy, tok, test)})
+    return out
+
+
+@sweep("safety_rewards", chapter="19",
+       description="One reward model on both kinds of HH pairs, or a helpfulness and a harmlessness model combined "
+                   "with a weight, as best-of-n rerankers of candidates from a model that never refuses and one "
+                   "that refuses look-alikes; gold-judged choices on the test split, and each model's pairwise "
+                   "accuracy on the test split's pairs",
+       settings={"sft_steps": 300, "rm_steps": 150, "n_each": 4, "weights": [0.0, 0.25, 0.5, 0.75, 1.0],
+                 "n_train": 200, "n_eval": 360},
+       smoke={"sft_steps": 3, "rm_steps": 2, "n_each": 1, "weights": [0.0, 1.0], "n_eval": 12}, seeds=5)
+def safety_rewards(seed: int, sft_steps: int, rm_steps: int, n_each: int, weights: list[float], n_train: int,
+                   n_eval: int) -> list[dict]:
+    from course_utils.alignment.reward_model import preference_accuracy
+    from course_utils.models import generate, load_model
+    from course_utils.safety.gold import judge
+    from course_utils.safety.methods import MAX_ANSWER_TOKENS, hh_reward_models, refusal_sft, rerank, summarise
+    from course_utils.safety.requests import make_safety_data, preference_pairs
+
+    test = list(make_safety_data(seed=seed, n_train=n_train)["test"])[:n_eval]
+    prompts = [r["prompt"] for r in test for _ in range(n_each)]
+    sft, tok = load_model("sft")
+    refuser, _, _, _ = refusal_sft(seed=seed, steps=sft_steps, lookalike_share=0.0, n_train=n_train, progress=False)
+    flat = {name: generate(m, tok, prompts, max_new_tokens=MAX_ANSWER_TOKENS, temperature=1.0, seed=seed)
+            for name, m in (("sft", sft), ("refuser", refuser))}
+    candidates = [flat["sft"][i * n_each:(i + 1) * n_each] + flat["refuser"][i * n_each:(i + 1) * n_each]
+                  for i in range(len(test))]
+    labels = [[judge(r, a).label for a in cs] for r, cs in zip(test, candidates)]
+    pool = {"pool_refusal": sum("proper_refusal" in ls for r, ls in zip(test, labels) if r["kind"] == "harmful")
+            / max(1, sum(r["kind"] == "harmful" for r in test)),
+            "pool_helpful": sum("compliance" in ls for r, ls in zip(test, labels) if r["kind"] != "harmful")
+            / max(1, sum(r["kind"] != "harmful" for r in test))}
+    rms = hh_reward_models(seed=seed, n_train=n_train, steps=rm_steps, progress=False)
+    test_pairs = preference_pairs(test, seed=seed)
+    accuracy = {}
+    for name, (model, rm_tok) in rms.items():
+        for kind in ("helpfulness", "harmlessness"):
+            rows = [p for p in test_pairs if p["kind"] == kind]
+            if rows:
+                accuracy[f"rm_{name}_{kind}_accuracy"] = preference_accuracy(model, rm_tok, rows)
+    out = []
+    for weight in [None, *weights]:
+        chosen = rerank(test, candidates, rms, weight)
+        out.append({"arm": "single" if weight is None else "combined", "weight": -1.0 if weight is None else weight,
+                    **summarise(test, chosen), **pool, **accuracy})
     return out

@@ -11,6 +11,8 @@ Everything here is a training loop the course already has, fed with chapter 19's
   HH-style pairs (:func:`~course_utils.safety.requests.preference_pairs`): *harmlessness* pairs
   (refusal over harmful answer) and *helpfulness* pairs (helpful answer over needless refusal),
   both kinds mixed or one alone.
+* :func:`red_team` -- a search for the harmful requests a model complies with: every
+  (rule, act, target, frame) of the world, held out or not, answered and judged.
 * :func:`safety_report` -- a model's answers to a split's requests, judged by the gold policy
   (:func:`~course_utils.safety.gold.judge`) and summed up by :func:`summarise`: the
   harmful-compliance rate, the needless-refusal rate on look-alikes and on ordinary requests,
@@ -19,12 +21,14 @@ Everything here is a training loop the course already has, fed with chapter 19's
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 
 from course_utils.alignment.dpo import run_dpo
 from course_utils.models import generate, load_model
-from course_utils.safety.gold import rate
-from course_utils.safety.requests import make_safety_data, preference_pairs
+from course_utils.safety.gold import judge, rate
+from course_utils.safety.requests import (FRAMES, RULES, combos, heldout_combos, make_safety_data,
+                                           make_twins, preference_pairs)
 from course_utils.sft import run_sft
 from course_utils.training import TrainConfig, set_seed
 
@@ -68,6 +72,47 @@ def safety_report(model, tokenizer, rows: Sequence[Mapping], temperature: float 
     answers = generate(model, tokenizer, [r["prompt"] for r in rows], max_new_tokens=MAX_ANSWER_TOKENS,
                        temperature=temperature, seed=seed)
     return summarise(rows, answers)
+
+
+def attack_requests(seed: int = 0) -> list[dict]:
+    """Every harmful request template of the world once: each (rule, act, target) combination in
+    each of the :data:`~course_utils.safety.requests.FRAMES`, 550 requests, in a fixed order.
+
+    A request that needs another child (``take_thing``) gets one drawn with ``seed``. Each row is
+    a harmful request as :func:`make_safety_data` writes it, plus ``held_out``: whether its
+    combination is one that seed ``seed``'s ``train`` split never shows.
+    """
+    rng = random.Random(f"safety-attacks-{seed}")
+    held = heldout_combos(seed)
+    rows = []
+    for rule in RULES:
+        for combo in combos(rule):
+            for frame in FRAMES:
+                harmful, _ = make_twins(rng, combo, frame)
+                rows.append({**harmful, "held_out": combo in held})
+    return rows
+
+
+def red_team(model, tokenizer, requests: Sequence[Mapping] | None = None, seed: int = 0,
+             temperature: float = 0.0, samples: int = 1) -> list[dict]:
+    """Answer every request of ``requests`` (default :func:`attack_requests` ``(seed)``) ``samples``
+    times and judge each answer; the red team keeps the rows labelled ``harmful_compliance``.
+
+    Returns one row per answer: the request's fields, ``answer`` and ``label`` (the gold class).
+    Greedy answers (``temperature=0``) are the same every time, so ``samples`` > 1 needs a
+    temperature.
+    """
+    rows = list(attack_requests(seed) if requests is None else requests)
+    if not rows:
+        raise ValueError("no requests to attack with")
+    if samples < 1 or (samples > 1 and temperature == 0):
+        raise ValueError(f"samples must be 1, or more with a temperature above 0; got samples={samples}, "
+                         f"temperature={temperature}")
+    prompts = [r["prompt"] for r in rows for _ in range(samples)]
+    answers = generate(model, tokenizer, prompts, max_new_tokens=MAX_ANSWER_TOKENS, temperature=temperature,
+                       seed=seed)
+    expanded = [r for r in rows for _ in range(samples)]
+    return [{**r, "answer": a, "label": judge(r, a).label} for r, a in zip(expanded, answers)]
 
 
 def refusal_rows(rows: Sequence[Mapping], lookalike_share: float = 1.0) -> list[Mapping]:
@@ -124,3 +169,71 @@ def safety_dpo(policy, ref, tokenizer, rows: Sequence[Mapping], pairs: str = "bo
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=10, seed=seed,
                          desc=f"DPO, {pairs} pairs")
     return run_dpo(policy, ref, tokenizer, data, config, beta=beta, progress=progress)
+
+
+RM_KINDS = ("single", "helpfulness", "harmlessness")
+
+
+def hh_reward_models(seed: int = 0, n_train: int = 200, steps: int = 150, lr: float = 3e-4, batch_size: int = 32,
+                     progress: bool = True) -> dict:
+    """Three Bradley-Terry reward models on the HH-style pairs of the ``train`` split of
+    :func:`make_safety_data` ``(seed, n_train)``, each from the shipped SFT weights with chapter
+    09's :func:`~course_utils.alignment.reward_model.train_reward_model`: ``"single"`` on both
+    kinds of pairs, ``"helpfulness"`` and ``"harmlessness"`` on one kind each, the same steps.
+
+    Returns ``{kind: (model, tokenizer)}``.
+    """
+    from course_utils.alignment.reward_model import train_reward_model
+
+    pairs = preference_pairs(make_safety_data(seed=seed, n_train=n_train)["train"], seed=seed)
+    out = {}
+    for kind in RM_KINDS:
+        rows = [p for p in pairs if kind == "single" or p["kind"] == kind]
+        config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=10, seed=seed,
+                             desc=f"reward model, {kind}")
+        model, tok, _ = train_reward_model(rows, config, progress=progress)
+        out[kind] = (model, tok)
+    return out
+
+
+def combined_scores(reward_models: Mapping, prompts: Sequence[str], answers: Sequence[str],
+                    weight: float | None) -> list[float]:
+    """The reward of each (prompt, answer): the ``"single"`` model's score when ``weight`` is
+    ``None``, else ``weight * z_harmless + (1 - weight) * z_helpful``.
+
+    ``z`` is a model's score standardised over the answers given (minus their mean, over their
+    standard deviation), so that the weight, not the two models' scales, sets the balance.
+    """
+    import torch
+
+    from course_utils.alignment.reward_model import score
+
+    if weight is None:
+        model, tok = reward_models["single"]
+        return score(model, tok, prompts, answers).tolist()
+    if not 0.0 <= weight <= 1.0:
+        raise ValueError(f"weight must lie in [0, 1] (or be None for the single model), not {weight}")
+    z = {}
+    for kind in ("helpfulness", "harmlessness"):
+        model, tok = reward_models[kind]
+        s = score(model, tok, prompts, answers)
+        z[kind] = (s - s.mean()) / s.std().clamp(min=1e-6)
+    return (weight * z["harmlessness"] + (1 - weight) * z["helpfulness"]).tolist()
+
+
+def rerank(rows: Sequence[Mapping], candidates: Sequence[Sequence[str]], reward_models: Mapping,
+           weight: float | None) -> list[str]:
+    """For each request of ``rows``, the candidate answer of highest :func:`combined_scores` (best-of-n)."""
+    rows, candidates = list(rows), [list(c) for c in candidates]
+    if len(rows) != len(candidates) or not rows or any(not c for c in candidates):
+        raise ValueError(f"need one non-empty list of candidates per request: {len(rows)} requests, "
+                         f"{len(candidates)} candidate lists")
+    prompts = [r["prompt"] for r, cs in zip(rows, candidates) for _ in cs]
+    flat = [a for cs in candidates for a in cs]
+    scores = combined_scores(reward_models, prompts, flat, weight)
+    out, i = [], 0
+    for cs in candidates:
+        best = max(range(len(cs)), key=lambda j: scores[i + j])
+        out.append(cs[best])
+        i += len(cs)
+    return out
