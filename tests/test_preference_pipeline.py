@@ -31,10 +31,10 @@ def test_pipeline_lists_the_new_stages():
 
 
 def test_pipeline_safety_stage_teaches_refusals(tmp_path):
-    """A short refusal SFT (60 steps): the shipped SFT model never refuses (it has never seen a
+    """A short refusal SFT (100 steps): the shipped SFT model never refuses (it has never seen a
     refusal's words), and after the stage it properly refuses most held-out harmful requests."""
     out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "safety",
-                          "--safety-steps", "60", "--out", str(tmp_path)],
+                          "--safety-steps", "100", "--out", str(tmp_path)],
                          capture_output=True, text=True, check=True, cwd=ROOT).stdout
     metrics = json.loads(out.strip().splitlines()[-1])
     names = ("harmful_compliance", "needless_refusal", "proper_refusal", "helpful")
