@@ -31,7 +31,7 @@ Subpackages, by what a learner looks for:
   verifier with failure classes, pass@k and majority vote;
 * :mod:`course_utils.safety` — helpful and harmless: the tiny world's harmful requests and their
   harmless look-alikes, the gold policy's judgement of an answer, harmful-compliance and
-  needless-refusal rates;
+  needless-refusal rates, refusal SFT, DPO on HH pairs, a red team and HH reward models;
 * :mod:`course_utils.debugging` — when post-training goes wrong: each bug of chapter 18 as a
   few lines in an otherwise healthy run, and the dashboard checks it should fire.
 

@@ -4,5 +4,6 @@ requests  the rules (what must be refused), harmful and look-alike requests, dat
           act/target combinations, HH-style preference pairs
 gold      the refusal rule, the gold judgement of a (request, answer), harmful-compliance and
           needless-refusal rates with Wilson intervals
-methods   refusal SFT and DPO on the course's loops, and a model's safety report (the rates above)
+methods   refusal SFT (at a look-alike share) and DPO on the course's loops, the red team, HH reward
+          models as best-of-n rerankers, and a model's safety report (the rates above)
 """
