@@ -204,8 +204,6 @@ def combined_scores(reward_models: Mapping, prompts: Sequence[str], answers: Seq
     ``z`` is a model's score standardised over the answers given (minus their mean, over their
     standard deviation), so that the weight, not the two models' scales, sets the balance.
     """
-    import torch
-
     from course_utils.alignment.reward_model import score
 
     if weight is None:
