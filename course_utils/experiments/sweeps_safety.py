@@ -115,3 +115,115 @@ def safety_rewards(seed: int, sft_steps: int, rm_steps: int, n_each: int, weight
         out.append({"arm": "single" if weight is None else "combined", "weight": -1.0 if weight is None else weight,
                     **summarise(test, chosen), **pool, **accuracy})
     return out
+
+
+@sweep("safety_cai", chapter="19",
+       description="Constitutional AI against human labels: SL-CAI (critique and revise by a written constitution, "
+                   "then SFT on the revisions) for two constitutions, and best-of-n rerankers from reward models on "
+                   "simulated human labels, on AI labels from each constitution, and from a rubric; gold-judged on "
+                   "the test split, with each label source's agreement with the gold policy",
+       settings={"k": 32, "judge_steps": 200, "sft_steps": 300, "rm_steps": 150, "n_each": 4, "labeler_beta": 2.0,
+                 "n_requests": 1800, "n_train": 200, "n_eval": 360},
+       smoke={"k": 2, "judge_steps": 2, "sft_steps": 2, "rm_steps": 2, "n_each": 1, "n_requests": 24, "n_eval": 12},
+       seeds=5)
+def safety_cai(seed: int, k: int, judge_steps: int, sft_steps: int, rm_steps: int, n_each: int, labeler_beta: float,
+               n_requests: int, n_train: int, n_eval: int) -> list[dict]:
+    """``safety_cai``: Constitutional AI (Bai et al., 2022b) on the tiny world, against human labels.
+
+    Each seed uses the first ``n_requests`` rows of its ``train`` split and the first ``n_eval`` of
+    its ``test`` split (:func:`course_utils.safety.requests.make_safety_data`), and for each
+    constitution of :data:`course_utils.safety.constitution.CONSTITUTIONS` trains a constitution
+    model on ``k`` worked examples per principle
+    (:func:`~course_utils.safety.constitution.train_constitution_model`). Rows:
+
+    * ``sl_cai`` (one per constitution): the shipped SFT model's greedy answers to the training
+      requests are critiqued and revised (:func:`~course_utils.safety.constitution.critique_and_revise`)
+      and the shipped model is fine-tuned on the revisions; its report on the test split, and
+      ``revised`` (share of training answers the revisions changed) and the gold report of the
+      revised training answers (``train_`` keys);
+    * ``labels`` (one per label source): each training request gets one pair, a temperature-1
+      answer of the shipped model and one of the ``harm_only`` SL-CAI model; a simulated human
+      (:class:`~course_utils.safety.constitution.SafetyLabeler`, ``labeler_beta``) and each
+      constitution model (:func:`~course_utils.safety.constitution.ai_preferences`) label them.
+      The row holds the agreement with the gold utility per request kind (``agree_<kind>``, over
+      pairs of unequal utility, with their count ``n_<kind>``) and, since a reward model trained
+      on these labels reranks the same test candidates as the rubric does, the report of the
+      chosen answers;
+    * ``rubric``: the rubric reward (:func:`~course_utils.safety.constitution.rubric_reward`) as
+      the reranker, ties broken at random (seeded).
+
+    The test candidates are ``n_each`` temperature-1 answers of each of the two models per test
+    request; ``pool_refusal`` and ``pool_helpful`` say what they allow, as in ``safety_rewards``.
+    """
+    import random
+
+    from course_utils.alignment.reward_model import score, train_reward_model
+    from course_utils.models import generate, load_model
+    from course_utils.safety import constitution as cai
+    from course_utils.safety.gold import judge
+    from course_utils.safety.methods import MAX_ANSWER_TOKENS, safety_report, summarise
+    from course_utils.safety.requests import make_safety_data
+    from course_utils.sft import run_sft
+    from course_utils.training import TrainConfig, set_seed
+
+    data = make_safety_data(seed=seed, n_train=n_train)
+    train, test = list(data["train"])[:n_requests], list(data["test"])[:n_eval]
+    prompts = [r["prompt"] for r in train]
+    sft, tok = load_model("sft")
+    answers = generate(sft, tok, prompts, max_new_tokens=MAX_ANSWER_TOKENS)
+    out, judges, students = [], {}, {}
+    for name in cai.CONSTITUTIONS:
+        judges[name], _, _, _ = cai.train_constitution_model(train, answers, name, k, steps=judge_steps, seed=seed,
+                                                             progress=False)
+        revised = [h[-1] for h in cai.critique_and_revise(judges[name], tok, prompts, answers, name)]
+        set_seed(seed)
+        student, _ = load_model("sft")
+        run_sft(student, tok, [{"prompt": p, "response": a} for p, a in zip(prompts, revised)],
+                TrainConfig(steps=sft_steps, batch_size=32, lr=1e-3, warmup_steps=20, seed=seed,
+                            desc=f"SL-CAI ({name})"), progress=False)
+        students[name] = student
+        on_train = {f"train_{key}": v for key, v in summarise(train, revised).items()}
+        out.append({"arm": "sl_cai", "source": name, "revised": sum(a != r for a, r in zip(answers, revised)) / len(train),
+                    **safety_report(student, tok, test), **on_train})
+
+    def sample(model, requests, n):
+        return generate(model, tok, [r["prompt"] for r in requests for _ in range(n)], max_new_tokens=MAX_ANSWER_TOKENS,
+                        temperature=1.0, seed=seed)
+
+    a, b = sample(sft, train, 1), sample(students["harm_only"], train, 1)
+    labeler = cai.SafetyLabeler("human", labeler_beta, seed)
+    choices = {"human": [labeler.prefers_a(r, x, y) for r, x, y in zip(train, a, b)]}
+    for name in cai.CONSTITUTIONS:
+        choices[f"ai_{name}"] = list(cai.ai_preferences(judges[name], tok, prompts, a, b, name) > 0.5)
+
+    flat = {"sft": sample(sft, test, n_each), "student": sample(students["harm_only"], test, n_each)}
+    candidates = [flat["sft"][i * n_each:(i + 1) * n_each] + flat["student"][i * n_each:(i + 1) * n_each]
+                  for i in range(len(test))]
+    labels = [[judge(r, x).label for x in cs] for r, cs in zip(test, candidates)]
+    pool = {"pool_refusal": sum("proper_refusal" in ls for r, ls in zip(test, labels) if r["kind"] == "harmful")
+            / max(1, sum(r["kind"] == "harmful" for r in test)),
+            "pool_helpful": sum("compliance" in ls for r, ls in zip(test, labels) if r["kind"] != "harmful")
+            / max(1, sum(r["kind"] != "harmful" for r in test))}
+    test_prompts = [r["prompt"] for r, cs in zip(test, candidates) for _ in cs]
+    flat_candidates = [x for cs in candidates for x in cs]
+
+    def best(scores):
+        rng, chosen, i = random.Random(f"safety-cai-ties-{seed}"), [], 0
+        for cs in candidates:
+            top = max(scores[i:i + len(cs)])
+            chosen.append(cs[rng.choice([j for j in range(len(cs)) if scores[i + j] == top])])
+            i += len(cs)
+        return chosen
+
+    for source, prefer_a in choices.items():
+        rows = cai.preference_rows(train, a, b, prefer_a)
+        agree = {f"agree_{key}" if not key.startswith("n_") else key: v
+                 for key, v in cai.gold_agreement(train, rows).items()}
+        rm, rm_tok, _ = train_reward_model(rows, TrainConfig(steps=rm_steps, batch_size=32, lr=3e-4, warmup_steps=10,
+                                                             seed=seed, desc=f"reward model ({source})"),
+                                           progress=False)
+        chosen = best(score(rm, rm_tok, test_prompts, flat_candidates).tolist())
+        out.append({"arm": "labels", "source": source, "pairs": len(rows), **agree, **summarise(test, chosen), **pool})
+    rubric_scores = [cai.rubric_reward(r, x) for r, cs in zip(test, candidates) for x in cs]
+    out.append({"arm": "rubric", "source": "rubric", **summarise(test, best(rubric_scores)), **pool})
+    return out
