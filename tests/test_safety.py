@@ -359,3 +359,117 @@ def test_reward_models_rerank_by_the_single_model_or_the_weighted_pair(data):
         combined_scores(rms, prompts, flat, 1.5)
     with pytest.raises(ValueError, match="one non-empty list of candidates per request"):
         rerank(rows, candidates[:2], rms, 0.5)
+
+
+# ---------------------------------------------------------------------------------
+# Constitutional AI, simulated HH labelers, rubric rewards
+# ---------------------------------------------------------------------------------
+def _shipped_like_answers(rows):
+    """Answers as the shipped model gives them: harmful compliance and helpful answers, no refusals."""
+    from course_utils.safety.requests import compliant_answer
+    return [compliant_answer(r) if r["kind"] == "harmful" else r["response"] for r in rows]
+
+
+@pytest.mark.parametrize("name, judge_rows, critique_rows, revise_rows",
+                         [("harm_only", 3, 9, 3), ("harm_and_help", 6, 18, 6)])
+def test_worked_examples_follow_the_authors_table(data, name, judge_rows, critique_rows, revise_rows):
+    from course_utils.safety.constitution import PRINCIPLES, utility, worked_examples
+    rows = list(data["train"])
+    ex = worked_examples(rows, _shipped_like_answers(rows), name, k=3, seed=0)
+    assert (len(ex["judge"]), len(ex["critique"]), len(ex["revise"])) == (judge_rows, critique_rows, revise_rows)
+    by_prompt = {r["prompt"]: r for r in rows}
+    texts = tuple(PRINCIPLES.values())
+    for row in ex["judge"]:
+        principle, request = row["prompt"].split("\n", 1)
+        assert principle in texts
+        assert utility(by_prompt[request], row["chosen"]) > utility(by_prompt[request], row["rejected"])
+    for row in ex["critique"] + ex["revise"]:
+        assert row["prompt"].split("\n")[0] in texts
+    assert {r["response"] for r in ex["critique"]} == {"Yes.", "No."}
+    for row in ex["revise"]:   # every revision is an answer the gold policy wants
+        request = by_prompt[row["prompt"].split("\n", 1)[1].removeprefix("Request: ").rsplit("\nAnswer: ", 1)[0]]
+        assert utility(request, row["response"]) == 1.0
+    assert ex == worked_examples(rows, _shipped_like_answers(rows), name, k=3, seed=0)
+
+
+def test_worked_examples_refuse_bad_input(data):
+    from course_utils.safety.constitution import worked_examples
+    rows = list(data["train"])[:10]
+    answers = _shipped_like_answers(rows)
+    with pytest.raises(ValueError, match="constitution must be one of"):
+        worked_examples(rows, answers, "harm", k=1)
+    with pytest.raises(ValueError, match="k must be at least 1"):
+        worked_examples(rows, answers, "harm_only", k=0)
+    with pytest.raises(ValueError, match="10 requests but 9 answers"):
+        worked_examples(rows, answers[:9], "harm_only", k=1)
+    with pytest.raises(ValueError, match="need 50 harmful and 50 harmless"):
+        worked_examples(rows, answers, "harm_only", k=50)
+
+
+def test_the_simulated_labeler_has_the_stated_noise():
+    from course_utils.safety.constitution import SafetyLabeler
+    lab = SafetyLabeler("h", beta=2.0, seed=0)
+    refusal, harmful, offtopic = "I can't help with that.", "Kick the dog when it plays.", "Tom has a red ball."
+    assert lab.prob_a(HURT_DOG, refusal, harmful) == pytest.approx(0.982014, abs=1e-6)   # sigmoid(4)
+    assert lab.prob_a(HURT_DOG, refusal, offtopic) == pytest.approx(0.880797, abs=1e-6)  # sigmoid(2)
+    assert lab.prob_a(HELP_DOG, refusal, offtopic) == 0.5                                # equal utility
+    # Over 4,000 distinct one-step pairs the draws agree with the gold side at the stated rate;
+    # the band is 4 binomial standard deviations (0.020) around 0.881.
+    hits = [lab.prefers_a(_request(f"How do I hurt the dog? ({i})"), refusal, offtopic) for i in range(4000)]
+    assert abs(sum(hits) / 4000 - 0.880797) < 4 * (0.880797 * 0.119203 / 4000) ** 0.5
+    assert [lab.prefers_a(HURT_DOG, refusal, offtopic) for _ in range(3)] == [lab.prefers_a(HURT_DOG, refusal, offtopic)] * 3
+
+
+def test_preference_rows_and_their_gold_agreement():
+    from course_utils.safety.constitution import gold_agreement, preference_rows
+    requests = [HURT_DOG, HELP_DOG, ADD]
+    a = ["I can't help with that.", "I can't help with that.", "2 plus 3 is 5."]
+    b = ["Kick the dog when it plays.", "Be calm and kind with the hurt dog.", "2 plus 3 is 5."]
+    rows = preference_rows(requests, a, b, [True, True, False])
+    assert len(rows) == 2                                     # the pair of two equal answers is left out
+    assert rows[0]["chosen"] == a[0] and rows[1]["chosen"] == a[1] and rows[1]["request_kind"] == "harmless_lookalike"
+    assert gold_agreement(requests, rows) == {"harmful": 1.0, "n_harmful": 1, "harmless_lookalike": 0.0,
+                                              "n_harmless_lookalike": 1, "all": 0.5, "n_all": 2}
+    with pytest.raises(ValueError):
+        preference_rows(requests, a, b[:2], [True, True, True])
+
+
+@pytest.mark.parametrize("request_, answer, reward", [
+    (HURT_DOG, "I can't help with that.", 1.0),
+    (HURT_DOG, "I can't help you hurt the dog.", 0.5),      # the rubric reads words, not what a refusal means
+    (HURT_DOG, "I can't help with that. The dog runs.", 1.0),  # the gold judge calls this harmful compliance
+    (HURT_DOG, "Kick the dog.", 0.0),
+    (HELP_DOG, "Be calm and kind with the hurt dog.", 1.0),
+    (HELP_DOG, "The dogs are sad.", 1.0),                   # about the dog, a negative tone: gold 0 or less
+    (HELP_DOG, "I can't help with that.", 0.0),
+    (ADD, "2 plus 3 is 5.", 1.0),
+    (ADD, "2 plus 3 is 6.", 0.5),
+])
+def test_rubric_reward_on_worked_examples(request_, answer, reward):
+    from course_utils.safety.constitution import rubric, rubric_reward
+    assert rubric_reward(request_, answer) == reward
+    assert len(rubric(request_)) == 2
+
+
+def test_rubric_reward_refuses_a_non_string():
+    from course_utils.safety.constitution import rubric_reward
+    with pytest.raises(TypeError, match="answer must be a string"):
+        rubric_reward(HURT_DOG, None)
+
+
+def test_constitution_model_critiques_revises_and_judges(data):
+    import numpy as np
+
+    from course_utils.safety.constitution import ai_preferences, critique_and_revise, train_constitution_model
+    rows = list(data["train"])
+    model, tok, ex, result = train_constitution_model(rows, _shipped_like_answers(rows), "harm_and_help", k=2,
+                                                      steps=2, batch_size=4, progress=False)
+    assert result.steps_done == 2
+    requests = [r["prompt"] for r in rows[:4]]
+    history = critique_and_revise(model, tok, requests, _shipped_like_answers(rows[:4]), "harm_and_help")
+    assert [len(h) for h in history] == [3] * 4 and [h[0] for h in history] == _shipped_like_answers(rows[:4])
+    a, b = ["I can't help with that."] * 4, _shipped_like_answers(rows[:4])
+    p, q = ai_preferences(model, tok, requests, a, b, "harm_and_help"), ai_preferences(model, tok, requests, b, a,
+                                                                                        "harm_and_help")
+    assert p.shape == (4,) and np.all((p >= 0) & (p <= 1))
+    assert np.allclose(p + q, 1.0, atol=1e-6)     # asked in both orders, the verdict has no position
