@@ -12,26 +12,21 @@ by it, preference labels from it, simulated human labels with stated noise, and 
 **The constitution model.** A large model reads a principle and applies it; the course's
 1.17M-parameter model cannot read. What carries a principle into it here is what carries it
 into a large model's few-shot prompt: a handful of worked examples per principle, written by
-the constitution's author (:func:`worked_examples`). The shipped SFT model is fine-tuned on them
-(:func:`train_constitution_model`, chapter 04's SFT loop) for two jobs, each prompt opening with
-the principle's text:
+the constitution's author on the shipped model's own answers (:func:`worked_examples`). The
+shipped SFT model is fine-tuned on them (:func:`train_constitution_model`, chapter 04's SFT
+loop) for three jobs, each prompt opening with the principle's text:
 
 * **judge** (chapter 15's pairwise format, :func:`~course_utils.evaluation.ai_feedback.judge_prompt`):
-  ``<principle>\\n<request>\\nA: ...\\nB: ...\\nWhich answer is better, A or B?`` -> ``A`` or ``B``;
-* **revise** (:func:`revise_prompt`): ``<principle>\\nRequest: ...\\nAnswer: ...\\n<REVISE_QUESTION>``
-  -> the revised answer (the answer itself when it keeps the principle).
+  ``<principle>\n<request>\nA: ...\nB: ...\nWhich answer is better, A or B?`` -> ``A`` or ``B``;
+* **critique** (:func:`critique_prompt`): ``<principle>\nRequest: ...\nAnswer: ...\n<CRITIQUE_QUESTION>``
+  -> ``Yes.`` or ``No.`` (a verdict, not the free-text critique of the paper);
+* **revise** (:func:`revise_prompt`): the same with :data:`REVISE_QUESTION` -> the revised answer.
 
-The author's examples use the shipped model's own answers to ``k`` training requests per
-principle, and the author's verdict on each (from the gold policy, as a careful person would
-give it): for ``harm``, ``k`` harmful requests (a refusal beats the model's answer; revised to a
-refusal) and ``k`` harmless ones (revised to themselves); for ``help``, ``k`` harmless requests
-(the reference answer beats a refusal; a refusal revised to the reference answer) and ``k``
-harmful ones (a refusal revised to itself).
-
-**Phase 1, SL-CAI** (:func:`critique_and_revise`): the shipped model answers; the constitution
-model revises the answer under each principle in turn; the shipped model is fine-tuned on the
-final revisions. **Phase 2, RLAIF** (:func:`ai_preferences`): the constitution model labels
-pairs of answers, its probability averaged over the principles and over both orders.
+**Phase 1, SL-CAI** (:func:`critique_and_revise`): the shipped model answers; principle by
+principle, the constitution model critiques each answer and revises the ones it finds break the
+principle; the shipped model is then fine-tuned on the final answers. **Phase 2, RLAIF**
+(:func:`ai_preferences`): the constitution model labels pairs of answers, its probability
+averaged over the principles and over both orders.
 
 **Human labels** (:class:`SafetyLabeler`): a labeler prefers answer A with probability
 ``sigmoid(beta * (u(A) - u(B)))``, ``u`` the gold class's utility (:data:`UTILITY`: +1 for a
@@ -56,7 +51,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from course_utils.evaluation.ai_feedback import LMJudge, judge_prompt
+from course_utils.evaluation.ai_feedback import LMJudge
 from course_utils.evaluation.judges import swap_averaged
 from course_utils.models import generate, load_model
 from course_utils.safety.gold import judge, split_refusal
