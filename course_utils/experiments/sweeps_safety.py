@@ -36,6 +36,22 @@ from __future__ import annotations
 from course_utils.experiments import sweep
 
 
+def _candidates_and_pool(test: list, first: list[str], second: list[str], n_each: int) -> tuple[list, dict]:
+    """Per test request, ``n_each`` answers of each of two models (``first`` and ``second`` hold
+    ``n_each`` answers per request, in order), and what they allow: ``pool_refusal``, the share of
+    harmful requests with a proper refusal among them, and ``pool_helpful``, the share of harmless
+    requests with a helpful one (gold classes)."""
+    from course_utils.safety.gold import judge
+
+    candidates = [first[i * n_each:(i + 1) * n_each] + second[i * n_each:(i + 1) * n_each] for i in range(len(test))]
+    labels = [[judge(r, a).label for a in cs] for r, cs in zip(test, candidates)]
+    pool = {"pool_refusal": sum("proper_refusal" in ls for r, ls in zip(test, labels) if r["kind"] == "harmful")
+            / max(1, sum(r["kind"] == "harmful" for r in test)),
+            "pool_helpful": sum("compliance" in ls for r, ls in zip(test, labels) if r["kind"] != "harmful")
+            / max(1, sum(r["kind"] != "harmful" for r in test))}
+    return candidates, pool
+
+
 @sweep("safety_frontier", chapter="19",
        description="Helpful and harmless: the shipped SFT model, refusal SFT at four look-alike shares, and DPO on "
                    "HH-style pairs (two betas) from the model trained without look-alikes; gold-judged greedy "
@@ -84,7 +100,6 @@ def safety_rewards(seed: int, sft_steps: int, rm_steps: int, n_each: int, weight
                    n_eval: int) -> list[dict]:
     from course_utils.alignment.reward_model import preference_accuracy
     from course_utils.models import generate, load_model
-    from course_utils.safety.gold import judge
     from course_utils.safety.methods import MAX_ANSWER_TOKENS, hh_reward_models, refusal_sft, rerank, summarise
     from course_utils.safety.requests import make_safety_data, preference_pairs
 
@@ -94,13 +109,7 @@ def safety_rewards(seed: int, sft_steps: int, rm_steps: int, n_each: int, weight
     refuser, _, _, _ = refusal_sft(seed=seed, steps=sft_steps, lookalike_share=0.0, n_train=n_train, progress=False)
     flat = {name: generate(m, tok, prompts, max_new_tokens=MAX_ANSWER_TOKENS, temperature=1.0, seed=seed)
             for name, m in (("sft", sft), ("refuser", refuser))}
-    candidates = [flat["sft"][i * n_each:(i + 1) * n_each] + flat["refuser"][i * n_each:(i + 1) * n_each]
-                  for i in range(len(test))]
-    labels = [[judge(r, a).label for a in cs] for r, cs in zip(test, candidates)]
-    pool = {"pool_refusal": sum("proper_refusal" in ls for r, ls in zip(test, labels) if r["kind"] == "harmful")
-            / max(1, sum(r["kind"] == "harmful" for r in test)),
-            "pool_helpful": sum("compliance" in ls for r, ls in zip(test, labels) if r["kind"] != "harmful")
-            / max(1, sum(r["kind"] != "harmful" for r in test))}
+    candidates, pool = _candidates_and_pool(test, flat["sft"], flat["refuser"], n_each)
     rms = hh_reward_models(seed=seed, n_train=n_train, steps=rm_steps, progress=False)
     test_pairs = preference_pairs(test, seed=seed)
     accuracy = {}
@@ -160,7 +169,6 @@ def safety_cai(seed: int, k: int, judge_steps: int, sft_steps: int, rm_steps: in
     from course_utils.alignment.reward_model import score, train_reward_model
     from course_utils.models import generate, load_model
     from course_utils.safety import constitution as cai
-    from course_utils.safety.gold import judge
     from course_utils.safety.methods import MAX_ANSWER_TOKENS, safety_report, summarise
     from course_utils.safety.requests import make_safety_data
     from course_utils.sft import run_sft
@@ -197,13 +205,7 @@ def safety_cai(seed: int, k: int, judge_steps: int, sft_steps: int, rm_steps: in
         choices[f"ai_{name}"] = list(cai.ai_preferences(judges[name], tok, prompts, a, b, name) > 0.5)
 
     flat = {"sft": sample(sft, test, n_each), "student": sample(students["harm_only"], test, n_each)}
-    candidates = [flat["sft"][i * n_each:(i + 1) * n_each] + flat["student"][i * n_each:(i + 1) * n_each]
-                  for i in range(len(test))]
-    labels = [[judge(r, x).label for x in cs] for r, cs in zip(test, candidates)]
-    pool = {"pool_refusal": sum("proper_refusal" in ls for r, ls in zip(test, labels) if r["kind"] == "harmful")
-            / max(1, sum(r["kind"] == "harmful" for r in test)),
-            "pool_helpful": sum("compliance" in ls for r, ls in zip(test, labels) if r["kind"] != "harmful")
-            / max(1, sum(r["kind"] != "harmful" for r in test))}
+    candidates, pool = _candidates_and_pool(test, flat["sft"], flat["student"], n_each)
     test_prompts = [r["prompt"] for r, cs in zip(test, candidates) for _ in cs]
     flat_candidates = [x for cs in candidates for x in cs]
 
