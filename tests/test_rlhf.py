@@ -168,6 +168,54 @@ def test_grpo_warmup_scales_the_first_update():
     assert moved[1] / moved[0] == pytest.approx(0.25, rel=0.02)
 
 
+def test_grpo_decay_follows_the_course_schedule():
+    """After the warm-up the rate decays along a cosine to min_lr_ratio * lr (the course loop's lr_at)."""
+    from course_utils.training import lr_at
+    rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
+    start, tok = load_model("sft")
+    policy, _ = load_model("sft")
+    cfg = GRPOConfig(steps=6, prompts_per_step=2, group_size=2, iterations=1, warmup_steps=2, min_lr_ratio=0.1)
+    res = train_grpo(policy, start, tok, rows, cfg, progress=False)
+    lrs = [h["lr"] for h in res.history]
+    assert lrs == pytest.approx([lr_at(i, cfg) for i in range(6)])
+    assert lrs[:2] == pytest.approx([cfg.lr / 2, cfg.lr])
+    assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and cfg.lr * 0.1 < lrs[-1] < lrs[3] < cfg.lr
+    with pytest.raises(ValueError, match="min_lr_ratio"):
+        train_grpo(policy, start, tok, rows, GRPOConfig(steps=1, min_lr_ratio=1.5), progress=False)
+
+
+def test_grpo_dynamic_sampling_updates_only_on_groups_with_a_spread():
+    """DAPO's dynamic sampling: of k * P sampled groups, the first P with a reward spread are updated on;
+    the logged reward still describes every sampled group. With a reward that never varies, no
+    group is kept and the policy does not move at all."""
+    rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
+    start, tok = load_model("sft")
+    seen = []
+
+    def reward_fn(prompts, responses):
+        r = torch.tensor([float(len(x) % 2) for x in responses])
+        seen.append(r.view(-1, 4))
+        return r
+    policy, _ = load_model("sft")
+    cfg = GRPOConfig(steps=2, prompts_per_step=3, group_size=4, iterations=1, dynamic_sampling=3)
+    res = train_grpo(policy, start, tok, rows, cfg, progress=False, reward_fn=reward_fn,
+                     log_fn=lambda p, r, rw: {"updated_answers": len(r), "updated_spread": float((rw.view(-1, 4).std(1) > 0).all())})
+    for groups, h in zip(seen, res.history):
+        assert groups.shape == (9, 4)                       # k * P groups sampled
+        spread = int((groups.std(1) > 0).sum())
+        assert h["kept_groups"] == pytest.approx(min(spread, 3) / 3)
+        assert h["reward"] == pytest.approx(groups.mean().item())
+        assert h["zero_std_groups"] == pytest.approx(1 - spread / 9)
+        if spread:
+            assert h["updated_answers"] == 4 * min(spread, 3) and h["updated_spread"] == 1.0
+    flat, _ = load_model("sft")
+    res = train_grpo(flat, start, tok, rows, cfg, progress=False, reward_fn=lambda p, r: torch.ones(len(r)))
+    assert [h["kept_groups"] for h in res.history] == [0.0, 0.0]
+    assert all(torch.equal(p, q) for p, q in zip(flat.parameters(), start.parameters()))
+    with pytest.raises(ValueError, match="dynamic_sampling"):
+        train_grpo(flat, start, tok, rows, GRPOConfig(steps=1, dynamic_sampling=1), progress=False)
+
+
 def test_grpo_logging_hooks_see_every_step_and_change_nothing():
     """log_fn, eval_fn (which samples) and callback add columns; the run itself is the same."""
     from course_utils.alignment.grpo import sampled_accuracy

@@ -55,7 +55,19 @@ the loss above has the paper's gradient.
 is well above Adam's ``eps`` (1e-8) by about ``lr`` in the direction of its gradient's sign,
 however weak the gradient, and an RL gradient from a few dozen sampled answers is mostly noise. Raising the learning rate linearly over the
 first steps lets Adam's averages settle first. Off by default (the earlier chapters' runs are
-without it).
+without it). **Decay** (``GRPOConfig.min_lr_ratio``): after the warm-up, a cosine decay from
+``lr`` to ``min_lr_ratio * lr`` over the remaining steps, the course loop's schedule
+(:func:`course_utils.training.lr_at`); the default 1.0 keeps the rate constant.
+
+**Dynamic sampling** (``GRPOConfig.dynamic_sampling``, DAPO, Yu et al., 2025): a group whose
+answers all score the same has zero advantage and adds nothing to the policy gradient, only
+to the token count it is averaged over. With ``dynamic_sampling=k`` each step samples groups
+for ``k * prompts_per_step`` prompts and updates on the first ``prompts_per_step`` groups that
+have a reward spread (fewer if fewer have one; none at all: the step makes no update). DAPO
+keeps sampling until the batch is full; drawing a fixed ``k`` times the prompts is the same
+rule with a bounded cost. The logged ``reward``, ``solved_groups`` and ``zero_std_groups``
+describe every sampled group, the other columns the answers updated on; ``kept_groups`` is
+the share of ``prompts_per_step`` updated on.
 
 ``reward_fn`` replaces the exact-answer reward (e.g. a reward model's score on open prompts).
 """
@@ -74,7 +86,8 @@ from tqdm.auto import tqdm
 
 from course_utils.dashboard import RunDashboard
 from course_utils.rl.ppo import clipped_surrogate, masked_mean, ppo_loss
-from course_utils.alignment.rlhf import kl_k1, kl_k3, response_logits, sample_rollout
+from course_utils.alignment.rlhf import Rollout, kl_k1, kl_k3, response_logits, sample_rollout
+from course_utils.training import lr_at
 from course_utils.world import check_answer
 
 
@@ -180,6 +193,8 @@ class GRPOConfig:
     clip_high: float | None = None  # upper clip (DAPO: 0.28); None: the same as `clip`
     estimator: str = "grpo"        # "grpo" (group-normalised, per token) or "rloo" (leave-one-out, per answer)
     warmup_steps: int = 0          # the learning rate rises linearly from lr / warmup_steps over this many steps
+    min_lr_ratio: float = 1.0      # then a cosine decay to min_lr_ratio * lr (1.0: constant; module docstring)
+    dynamic_sampling: int = 0      # k >= 2: sample k * prompts_per_step prompts, keep groups with a spread (DAPO)
     sampler: str = "hf"            # "hf" (model.generate) or "course" (course_utils.sampling: faster, another stream)
 
 
@@ -226,12 +241,16 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     ref.eval()
     ref.requires_grad_(False)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    warmup = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: min(1.0, (i + 1) / max(1, cfg.warmup_steps)))
+    if cfg.dynamic_sampling == 1 or cfg.dynamic_sampling < 0:
+        raise ValueError(f"dynamic_sampling is 0 (off) or a factor of at least 2, not {cfg.dynamic_sampling}")
+    if not 0.0 <= cfg.min_lr_ratio <= 1.0:
+        raise ValueError(f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio}")
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_at(i, cfg) / cfg.lr)
     result = GRPOResult(policy, config=asdict(cfg))
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=cfg.desc, disable=not progress, mininterval=0.5)
     for step in bar:
-        picked = [rng.choice(rows) for _ in range(cfg.prompts_per_step)]
+        picked = [rng.choice(rows) for _ in range(cfg.prompts_per_step * max(1, cfg.dynamic_sampling))]
         prompts = [r["prompt"] for r in picked for _ in range(cfg.group_size)]
         ro = sample_rollout(policy, None, ref, tokenizer, prompts, cfg.max_new_tokens, cfg.temperature, cfg.sampler)
         if reward_fn is None:
@@ -239,6 +258,14 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
             rewards = torch.tensor([float(check_answer(o, t)) for o, t in zip(ro.responses, targets)])
         else:
             rewards = torch.as_tensor(reward_fn(ro.prompts, ro.responses), dtype=torch.float32).view(-1)
+        sampled = {"reward": rewards.mean().item(), "groups": rewards.view(-1, cfg.group_size)}
+        if cfg.dynamic_sampling:
+            spread = (sampled["groups"].std(1) > 0).nonzero().view(-1)[:cfg.prompts_per_step].tolist()
+            keep = [g * cfg.group_size + j for g in spread for j in range(cfg.group_size)]
+            kept_groups = len(spread) / cfg.prompts_per_step
+            if not keep:      # no group with a spread: nothing to learn from this step
+                keep = list(range(cfg.group_size * cfg.prompts_per_step))
+            ro, rewards = _rows(ro, keep), rewards[keep]
         if cfg.estimator == "rloo":
             shaped = rewards - cfg.beta * (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1)
             adv = rloo_advantages(shaped, cfg.group_size)
@@ -246,7 +273,8 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
             adv = group_advantages(rewards, cfg.group_size, scale=cfg.scale_rewards).unsqueeze(1).expand_as(ro.mask)
         policy.train()
         lr = optimizer.param_groups[0]["lr"]
-        for _ in range(cfg.iterations):
+        clip_fraction, grad_norm, loss = 0.0, torch.tensor(0.0), torch.tensor(0.0)   # a step with no update
+        for _ in range(cfg.iterations if not cfg.dynamic_sampling or kept_groups > 0 else 0):
             logits = response_logits(policy, ro.batch)
             new_logp = torch.gather(F.log_softmax(logits, -1), 2, ro.tokens.unsqueeze(-1)).squeeze(-1)
             if cfg.estimator == "rloo":
@@ -267,17 +295,20 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             optimizer.step()
-        warmup.step()
+            clip_fraction = clipped.clip_fraction
+        schedule.step()
         policy.eval()
-        groups = rewards.view(-1, cfg.group_size)
-        row = {"step": step + 1, "reward": rewards.mean().item(),
+        groups = sampled["groups"]
+        row = {"step": step + 1, "reward": sampled["reward"],
                "solved_groups": (groups.min(1).values == 1).float().mean().item(),
                "zero_std_groups": (groups.std(1) == 0).float().mean().item(),
                "kl": (kl_k3(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
                "kl_k1": (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
                "entropy": masked_mean(ro.entropy, ro.mask).item(), "length": ro.mask.sum(1).mean().item(),
                "truncated": (~ro.ended).float().mean().item(),
-               "clip_fraction": clipped.clip_fraction, "grad_norm": float(grad_norm), "loss": loss.item(), "lr": lr}
+               "clip_fraction": clip_fraction, "grad_norm": float(grad_norm), "loss": loss.item(), "lr": lr}
+        if cfg.dynamic_sampling:
+            row["kept_groups"] = kept_groups
         if log_fn is not None:
             row.update(log_fn(ro.prompts, ro.responses, rewards))
         if eval_fn is not None and (step == 0 or (step + 1) % eval_every == 0 or step + 1 == cfg.steps):
@@ -294,6 +325,15 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     if dashboard is not None:
         dashboard.close()
     return result
+
+
+def _rows(ro: Rollout, keep: list[int]) -> Rollout:
+    """The rollout's rows ``keep`` only (every tensor indexed along its first dimension)."""
+    idx = torch.tensor(keep, dtype=torch.long)
+    batch = {k: (v[idx] if torch.is_tensor(v) and v.dim() > 0 else v) for k, v in ro.batch.items()}
+    return Rollout([ro.prompts[i] for i in keep], [ro.responses[i] for i in keep], batch, ro.tokens[idx],
+                   ro.mask[idx], ro.ended[idx], ro.old_logp[idx], ro.ref_logp[idx], ro.values[idx],
+                   ro.entropy[idx], ro.exact_kl[idx])
 
 
 @contextmanager
