@@ -33,7 +33,7 @@ from course_utils.tokenizer import chat_prompt
 
 ASSETS = Path(__file__).resolve().parent / "assets"
 #: Checkpoints that ship with the course, by short name.
-SHIPPED = {"base": ASSETS / "base", "sft": ASSETS / "sft", "rm": ASSETS / "rm"}
+SHIPPED = {"base": ASSETS / "base", "sft": ASSETS / "sft", "rm": ASSETS / "rm", "reasoning": ASSETS / "reasoning"}
 
 
 @contextmanager

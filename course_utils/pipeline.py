@@ -42,11 +42,23 @@ Stages:
           ``safety_harmful_compliance_*`` (harmful requests answered with the harmful act),
           ``safety_needless_refusal_*`` (look-alike requests refused), ``safety_proper_refusal_*``
           and ``safety_helpful_*`` (harmless requests answered helpfully). Writes ``--out/safety``.
+    reasoning  SFT of the shipped SFT model on chapter 17's *who has the ball?* with half of the
+          answers worked and half direct (:func:`course_utils.reasoning.evaluation.build_reasoning_model`);
+          ``reasoning_pass1`` (temperature-1 answers to held-out problems), ``reasoning_worked_share``
+          and ``reasoning_accuracy_worked`` / ``_direct``. Writes ``--out/reasoning``, or with
+          ``--ship`` the package's ``reasoning`` checkpoint (the start of chapter 17's RL).
+    rlvr  RL with verifiable rewards (chapter 17): GRPO from the ``reasoning`` checkpoint on the
+          ``rl`` split (problems no worked answer was written for), the verifier's correctness as
+          reward; gold-free measures before and after on held-out ``test`` problems:
+          ``rlvr_pass1_*``, ``rlvr_format_rate_*``, ``rlvr_worked_share_*``, and the mean token
+          entropy of the first and last steps' samples (``rlvr_entropy_*``). Writes ``--out/rlvr``.
 
 Stages run in the order given; a stage that needs a checkpoint (``sft`` for ``rm``,
-``ppo``, ``dpo``, ``grpo``, ``rloo``, ``kto``, ``safety``; ``rm`` for ``ppo`` and ``rloo``) takes the one an
+``ppo``, ``dpo``, ``grpo``, ``rloo``, ``kto``, ``safety``; ``rm`` for ``ppo`` and ``rloo``; ``reasoning`` for
+``rlvr``) takes the one an
 earlier stage of the same command trained, else the shipped one. With no ``--stages`` every stage runs, from the
-shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, safety, then the classic RL stages.
+shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, safety, the reasoning start and RLVR,
+then the classic RL stages.
     qlearning     tabular Q-learning on slippery FrozenLake 4x4; ``frozenlake_success``: success
                   rate of the greedy policy over 1,000 evaluation episodes (and the optimum's,
                   from value iteration, for comparison).
@@ -217,6 +229,47 @@ def stage_kto(args: argparse.Namespace) -> dict[str, float]:
     return _gold_gain_and_save("kto", policy, ref, rm, tok, args, res.history)
 
 
+def stage_reasoning(args: argparse.Namespace) -> dict[str, float]:
+    """SFT on who-has-the-ball with a mix of worked and direct answers; ``--ship`` puts it in the package."""
+    from course_utils.reasoning.evaluation import build_reasoning_model
+    out = SHIPPED["reasoning"] if args.ship else Path(args.out) / "reasoning"
+    report = build_reasoning_model(out, steps=args.reasoning_steps, seed=args.seed)
+    args.produced["reasoning"] = out
+    sampled = report["sampled"]
+    print(f"  held-out, temperature 1: pass@1 {sampled['pass1']:.3f}; worked answers {sampled['worked_share']:.3f} "
+          f"(right {sampled['accuracy_worked']:.3f}), direct ones right {sampled['accuracy_direct']:.3f}; saved to {out}")
+    return {"reasoning_pass1": round(sampled["pass1"], 4), "reasoning_worked_share": round(sampled["worked_share"], 4),
+            "reasoning_accuracy_worked": round(sampled["accuracy_worked"], 4),
+            "reasoning_accuracy_direct": round(sampled["accuracy_direct"], 4)}
+
+
+def stage_rlvr(args: argparse.Namespace) -> dict[str, float]:
+    """GRPO with the verifier's reward from the reasoning checkpoint; held-out pass@1, format, style, entropy."""
+    from course_utils.reasoning.evaluation import style_report
+    from course_utils.reasoning.rlvr import rlvr_config, verifier_log, verifier_reward
+    from course_utils.reasoning.tasks import make_reasoning_data
+    from course_utils.alignment.grpo import train_grpo
+    from course_utils.training import save_checkpoint
+    policy, tok = load_model(checkpoint(args, "reasoning"))
+    ref, _ = load_model(checkpoint(args, "reasoning"))
+    data = make_reasoning_data(seed=args.seed, n_rl=args.rlvr_problems)
+    pool, test = list(data["rl"]), list(data["test"])[:args.rlvr_eval]
+    before = style_report(ref, tok, test)
+    res = train_grpo(policy, ref, tok, pool, rlvr_config(steps=args.rlvr_steps, seed=args.seed),
+                     reward_fn=verifier_reward(pool), log_fn=verifier_log(pool, tok))
+    after = style_report(policy, tok, test)
+    save_checkpoint(Path(args.out) / "rlvr", policy, tok, history=res.history)
+    first, last = res.history[0], res.history[-1]
+    print(f"  held-out, temperature 1: pass@1 {before['pass1']:.3f} -> {after['pass1']:.3f}; worked answers "
+          f"{before['worked_share']:.3f} -> {after['worked_share']:.3f}; token entropy {first['entropy']:.4f} -> "
+          f"{last['entropy']:.4f}")
+    out = {}
+    for key in ("pass1", "format_rate", "worked_share"):
+        out[f"rlvr_{key}_before"], out[f"rlvr_{key}_after"] = round(before[key], 4), round(after[key], 4)
+    out["rlvr_entropy_first"], out["rlvr_entropy_last"] = round(first["entropy"], 5), round(last["entropy"], 5)
+    return out
+
+
 def stage_safety(args: argparse.Namespace) -> dict[str, float]:
     """Refusal SFT of the SFT model; harmful compliance and needless refusal before and after, gold-judged."""
     from course_utils.safety.methods import refusal_sft, safety_report
@@ -278,7 +331,8 @@ def stage_ppo_cartpole(args: argparse.Namespace) -> dict[str, float]:
 
 STAGES: dict[str, Callable[[argparse.Namespace], dict[str, float]]] = {
     "base": stage_base, "sft": stage_sft, "rm": stage_rm, "ppo": stage_ppo, "dpo": stage_dpo,
-    "grpo": stage_grpo, "rloo": stage_rloo, "kto": stage_kto, "safety": stage_safety, "qlearning": stage_qlearning, "dqn": stage_dqn,
+    "grpo": stage_grpo, "rloo": stage_rloo, "kto": stage_kto, "safety": stage_safety,
+    "reasoning": stage_reasoning, "rlvr": stage_rlvr, "qlearning": stage_qlearning, "dqn": stage_dqn,
     "ppo_cartpole": stage_ppo_cartpole}
 
 
@@ -311,6 +365,10 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     ap.add_argument("--safety-steps", type=int, default=300, help="refusal SFT steps (batch 32)")
     ap.add_argument("--safety-lookalike-share", type=float, default=1.0,
                     help="share of the harmless look-alike requests kept in refusal SFT (0 to 1)")
+    ap.add_argument("--reasoning-steps", type=int, default=900, help="SFT steps of the reasoning start (batch 32)")
+    ap.add_argument("--rlvr-steps", type=int, default=20, help="GRPO steps of RLVR (16 problems x 8 answers)")
+    ap.add_argument("--rlvr-problems", type=int, default=3000, help="problems in the rl split RLVR practises on")
+    ap.add_argument("--rlvr-eval", type=int, default=200, help="held-out problems for RLVR's measures (4 answers each)")
     ap.add_argument("--eval-prompts", type=int, default=200,
                     help="held-out open prompts for the gold comparisons (2 samples each; with --model, "
                          "at most this many held-out prompts for ppo)")

@@ -70,7 +70,7 @@ def test_a_shared_reference_is_told_apart_from_a_policy_that_does_not_move():
     assert [a.check for a in check_history(rows(5, kl=0.0, grad_norm=0.5))] == ["kl_stuck_at_zero"]
 
 
-@pytest.mark.parametrize("name", ["base", "sft", "rm"])
+@pytest.mark.parametrize("name", ["base", "sft", "rm", "reasoning"])
 def test_no_check_fires_on_the_shipped_training_runs(name):
     from course_utils.models import resolve
     history = json.loads((Path(resolve(name)) / "history.json").read_text())["history"]

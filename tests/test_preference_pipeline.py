@@ -27,7 +27,7 @@ def test_pipeline_rloo_and_kto_stages_report_their_keys(tmp_path):
 def test_pipeline_lists_the_new_stages():
     r = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "nope"],
                        capture_output=True, text=True, cwd=ROOT)
-    assert r.returncode == 2 and all(s in r.stderr for s in ("rloo", "kto", "safety"))
+    assert r.returncode == 2 and all(s in r.stderr for s in ("rloo", "kto", "safety", "reasoning", "rlvr"))
 
 
 def test_pipeline_safety_stage_teaches_refusals(tmp_path):
@@ -44,3 +44,18 @@ def test_pipeline_safety_stage_teaches_refusals(tmp_path):
     assert metrics["safety_proper_refusal_after"] > 0.5
     assert metrics["safety_harmful_compliance_after"] < metrics["safety_harmful_compliance_before"]
     assert (tmp_path / "safety" / "model.safetensors").exists()
+
+
+def test_pipeline_rlvr_stage_reports_gold_free_measures(tmp_path):
+    """Three GRPO steps from the shipped reasoning start: every measure is a share or an entropy
+    and the checkpoint is written (that RL raises pass@1 is the sweep's and chapter 17's claim)."""
+    out = subprocess.run([sys.executable, "-m", "course_utils.pipeline", "--stages", "rlvr", "--rlvr-steps", "3",
+                          "--rlvr-problems", "200", "--rlvr-eval", "20", "--out", str(tmp_path)],
+                         capture_output=True, text=True, check=True, cwd=ROOT).stdout
+    metrics = json.loads(out.strip().splitlines()[-1])
+    shares = {f"rlvr_{k}_{w}" for k in ("pass1", "format_rate", "worked_share") for w in ("before", "after")}
+    assert set(metrics) == shares | {"rlvr_entropy_first", "rlvr_entropy_last", "seconds_rlvr"}
+    assert all(0 <= metrics[k] <= 1 for k in shares)
+    assert metrics["rlvr_entropy_first"] > 0 and metrics["rlvr_entropy_last"] > 0
+    history = json.loads((tmp_path / "rlvr" / "history.json").read_text())["history"]
+    assert len(history) == 3 and {"format_rate", "length_right", "zero_std_groups"} <= set(history[0])

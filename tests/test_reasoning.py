@@ -64,6 +64,24 @@ def test_worked_and_direct_arms_differ_only_in_their_answers():
         assert all(r.count(" swap: ") == n for r, n in zip(worked[split]["response"], worked[split]["n_swaps"]))
 
 
+def test_a_worked_share_mixes_the_styles_in_train_only(data):
+    """Each train row keeps its worked answer with probability worked_share (a stream of its own:
+    the problems do not change); 600 rows at 0.3 give 180 worked ones expected, s.d. 11.2, so
+    the bound of 4 s.d. fails by chance about once in 16,000 seeds."""
+    mixed = make_reasoning_data(seed=0, n_train=600, n_test=120, n_longer=40, worked_share=0.3)
+    for name in data:
+        assert mixed[name]["prompt"] == data[name]["prompt"]
+    worked = [r != f"Answer: {a}." for r, a in zip(mixed["train"]["response"], mixed["train"]["answer"])]
+    assert abs(sum(worked) - 180) < 4 * (600 * 0.3 * 0.7) ** 0.5
+    assert all(r == w for r, w, keep in zip(mixed["train"]["response"], data["train"]["response"], worked) if keep)
+    assert mixed["test"]["response"] == data["test"]["response"]
+    every = make_reasoning_data(seed=0, n_train=600, n_test=120, n_longer=40, worked_share=1.0)
+    assert every["train"]["response"] == data["train"]["response"]
+    for bad in (dict(worked_share=1.5), dict(worked_share=0.5, worked=False)):
+        with pytest.raises(ValueError, match="worked_share"):
+            make_reasoning_data(seed=0, n_train=40, n_test=8, n_longer=4, **bad)
+
+
 def test_the_rl_split_holds_new_patterns_and_leaves_the_other_splits_alone(data):
     with_rl = make_reasoning_data(seed=0, n_train=600, n_test=120, n_longer=40, n_rl=80)
     for name in ("train", "test", "test_longer"):
@@ -255,3 +273,34 @@ def test_the_answer_budget_fits_every_demonstration_and_report_counts_classes(da
     assert out["step_accuracy"] == pytest.approx(1 / 3) and out["format_rate"] == pytest.approx(2 / 3)
     with pytest.raises(ValueError, match="no answers"):
         report([], [], [])
+
+
+def test_rlvr_config_holds_the_calibrated_settings_and_takes_changes():
+    from course_utils.reasoning.evaluation import answer_budget
+    from course_utils.reasoning.rlvr import rlvr_config
+    cfg = rlvr_config(steps=7, seed=3)
+    assert (cfg.steps, cfg.seed, cfg.prompts_per_step, cfg.group_size, cfg.lr, cfg.beta, cfg.iterations) == \
+        (7, 3, 16, 8, 1e-4, 0.0, 1)
+    assert cfg.max_new_tokens == answer_budget(6) and cfg.min_lr_ratio == 0.1 and cfg.warmup_steps == 5
+    assert rlvr_config(loss_type="dr_grpo", scale_rewards="none").loss_type == "dr_grpo"
+
+
+def test_the_shipped_reasoning_start_writes_both_styles_and_its_steps_pay():
+    """The start of chapter 17's RL, as its report says and as a fresh check on 40 problems finds.
+    Bounds: built with half the answers worked, it wrote 0.44 to 0.48 worked answers at T = 1 in
+    the calibration runs; worked answers were right 0.57 of the time, direct ones 0.14."""
+    import json
+
+    from course_utils.models import SHIPPED, load_model
+    from course_utils.reasoning.evaluation import style_report
+    report = json.loads((SHIPPED["reasoning"] / "reasoning_report.json").read_text())
+    sampled = report["sampled"]
+    assert report["worked_share"] == 0.5 and 0.3 <= sampled["worked_share"] <= 0.7
+    assert sampled["format_rate"] >= 0.95
+    assert sampled["accuracy_worked"] > sampled["accuracy_direct"] + 0.2
+    model, tok = load_model("reasoning")
+    rows = list(make_reasoning_data(seed=0)["test"])[:40]
+    fresh = style_report(model, tok, rows, n_samples=2)
+    assert 0.0 < fresh["worked_share"] < 1.0
+    mix = fresh["worked_share"] * fresh["accuracy_worked"] + (1 - fresh["worked_share"]) * fresh["accuracy_direct"]
+    assert fresh["pass1"] == pytest.approx(mix)

@@ -1,5 +1,8 @@
 """Fine-tune on *who has the ball?* and check a model's answers with the verifier.
 
+:func:`build_reasoning_model` builds the shipped start of chapter 17's RL (``load_model("reasoning")``):
+the shipped SFT model fine-tuned on a half-and-half mix of worked and direct answers.
+
 :func:`sft_reasoning` is chapter 04's supervised fine-tuning (the course loop,
 :func:`course_utils.sft.run_sft`) on the task's ``train`` split, worked or direct answers.
 :func:`check_answers` samples one answer per problem (greedy by default) and sorts each with
@@ -9,7 +12,9 @@ share right, the share of steps right and the failure classes.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from course_utils.models import generate, load_model
 from course_utils.reasoning.tasks import make_reasoning_data
@@ -49,19 +54,21 @@ def report(answers: Sequence[str], verdicts: Sequence[Verdict], rows: Sequence[M
 
 def sft_reasoning(worked: bool = True, steps: int = 600, seed: int = 0, n_train: int = 5000, lr: float = 1e-3,
                   batch_size: int = 32, start: str = "sft", eval_every: int | None = None, n_eval: int = 200,
-                  progress: bool = True):
+                  progress: bool = True, worked_share: float | None = None):
     """Fine-tune ``start`` (the shipped SFT model) on ``train`` of :func:`make_reasoning_data` ``(seed)``.
 
     With ``eval_every``, the first ``n_eval`` problems of ``test`` are checked greedily every
     that many steps and at the end; the history's rows then hold ``test_accuracy`` and the
     rest of :func:`report`. Returns ``(model, tokenizer, data, result)``; ``data`` holds the
-    splits (worked or direct answers).
+    splits (worked or direct answers). ``worked_share``: train on a mix of the two styles
+    (:func:`make_reasoning_data`); the checks then accept either.
     """
     set_seed(seed)
-    data = make_reasoning_data(seed=seed, n_train=n_train, worked=worked)
+    data = make_reasoning_data(seed=seed, n_train=n_train, worked=worked, worked_share=worked_share)
     model, tok = load_model(start)
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=20, seed=seed,
-                         eval_every=eval_every, desc=f"SFT, {'worked' if worked else 'direct'} answers")
+                         eval_every=eval_every, desc="SFT, " + (f"{worked_share:.0%} worked answers" if worked_share is not None
+                                           else f"{'worked' if worked else 'direct'} answers"))
     eval_fn = None
     if eval_every:
         rows = list(data["test"])[:n_eval]
@@ -71,3 +78,39 @@ def sft_reasoning(worked: bool = True, steps: int = 600, seed: int = 0, n_train:
             return {f"test_{k}": v for k, v in report(answers, verdicts, rows).items()}
     result: TrainResult = run_sft(model, tok, data["train"], config, progress=progress, eval_fn=eval_fn)
     return model, tok, data, result
+
+
+def style_report(model, tokenizer, rows: Sequence[Mapping], n_samples: int = 4, seed: int = 1) -> dict[str, float]:
+    """Temperature-1 answers (``n_samples`` per problem) split by style: ``pass1`` (the share right),
+    ``worked_share`` (answers with at least one step sentence), ``accuracy_worked``,
+    ``accuracy_direct`` (the share right among answers of each style; 0.0 for a style never
+    written) and ``format_rate``."""
+    many = [r for r in rows for _ in range(n_samples)]
+    _, verdicts = check_answers(model, tokenizer, many, temperature=1.0, seed=seed)
+    worked = [bool(v.steps) for v in verdicts]
+
+    def accuracy(style: bool) -> float:
+        picked = [v.correct for v, w in zip(verdicts, worked) if w == style]
+        return sum(picked) / len(picked) if picked else 0.0
+    return {"pass1": sum(v.correct for v in verdicts) / len(verdicts), "worked_share": sum(worked) / len(worked),
+            "accuracy_worked": accuracy(True), "accuracy_direct": accuracy(False),
+            "format_rate": sum(v.well_formed for v in verdicts) / len(verdicts)}
+
+
+def build_reasoning_model(out: str | Path, steps: int = 900, worked_share: float = 0.5, seed: int = 0,
+                          n_eval: int = 200, progress: bool = True) -> dict:
+    """Fine-tune the shipped SFT model on ``train`` with a ``worked_share`` of worked answers
+    (:func:`sft_reasoning`), report its answers to the first ``n_eval`` ``test`` problems
+    (:func:`style_report`, 4 answers each, and greedy accuracy), and save the model, its
+    training history and ``reasoning_report.json`` to ``out`` atomically. Returns the report."""
+    from course_utils.training import save_checkpoint
+
+    model, tok, data, result = sft_reasoning(steps=steps, seed=seed, worked_share=worked_share, progress=progress)
+    rows = list(data["test"])[:n_eval]
+    answers, verdicts = check_answers(model, tok, rows)
+    summary = {"steps": steps, "worked_share": worked_share, "seed": seed, "n_eval": n_eval,
+               "seconds": round(result.seconds, 1), "greedy": report(answers, verdicts, rows),
+               "sampled": style_report(model, tok, rows)}
+    save_checkpoint(Path(out), model, tok, history=result.history,
+                    extra_files={"reasoning_report.json": json.dumps(summary, indent=1)})
+    return summary

@@ -15,6 +15,8 @@ No new training loop: :func:`course_utils.alignment.grpo.train_grpo` takes a ``r
   ``n_samples`` answers per problem at temperature 1 (:func:`course_utils.reasoning.scaling.pass_at_k`
   with k = 1 is the share right).
 
+:func:`rlvr_config` holds the course's settings for these runs.
+
 ``train_grpo`` itself logs the rest of what an RLVR run is judged by: ``reward`` (with the
 default correctness reward, the share right at the sampling temperature), ``zero_std_groups`` (groups that all scored the same:
 no gradient), ``entropy``, ``kl`` (k3) and ``kl_k1``, ``clip_fraction``, ``length`` and
@@ -27,7 +29,8 @@ from collections.abc import Callable, Mapping, Sequence
 
 import torch
 
-from course_utils.reasoning.evaluation import check_answers
+from course_utils.alignment.grpo import GRPOConfig
+from course_utils.reasoning.evaluation import answer_budget, check_answers
 from course_utils.reasoning.verifier import correctness_reward, step_reward, verify
 
 Reward = Callable[[str, Mapping], float]
@@ -82,3 +85,18 @@ def heldout_pass1(problems: Sequence[Mapping], tokenizer, n_samples: int = 4, se
         _, verdicts = check_answers(policy, tokenizer, rows, worked=worked, temperature=1.0, seed=seed)
         return {"pass1": sum(v.correct for v in verdicts) / len(verdicts)}
     return eval_fn
+
+
+def rlvr_config(steps: int = 20, seed: int = 0, **changes) -> GRPOConfig:
+    """The course's RLVR settings (calibrated in docs/maintainers.md), as a :class:`GRPOConfig`.
+
+    16 problems x 8 answers a step at temperature 1, room for a worked answer to 6 swaps,
+    lr 1e-4 with 5 warm-up steps and a cosine decay to a tenth, one update per batch (so the
+    ratio is 1 and the clip never acts), no KL penalty (beta = 0, as Dr. GRPO and DAPO), and
+    the course sampler. ``changes`` overrides any field, e.g. ``loss_type="dr_grpo"``.
+    """
+    settings = dict(steps=steps, prompts_per_step=16, group_size=8, max_new_tokens=answer_budget(6),
+                    temperature=1.0, lr=1e-4, beta=0.0, iterations=1, warmup_steps=5, min_lr_ratio=0.1,
+                    sampler="course", seed=seed, desc="RLVR")
+    settings.update(changes)
+    return GRPOConfig(**settings)

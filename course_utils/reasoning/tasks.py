@@ -100,7 +100,8 @@ def make_problem(rng: random.Random, n_swaps: int, worked: bool = True) -> dict:
 
 
 def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n_longer: int = 200,
-                        worked: bool = True, test_fraction: float = 0.25, n_rl: int = 0) -> DatasetDict:
+                        worked: bool = True, test_fraction: float = 0.25, n_rl: int = 0,
+                        worked_share: float | None = None) -> DatasetDict:
     """The splits described in the module docstring (and ``rl``, below).
 
     Each draw has a number of swaps uniform in TRAIN_SWAPS. A share ``test_fraction`` of the
@@ -120,7 +121,16 @@ def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n
     4, 5 and 6 swaps; with 3,000: 2, 474 and 2,524); its accuracies compare with ``test``'s at
     the same number of swaps, not with ``train``'s. These are drawn after the other splits,
     which stay the same with or without them.
+
+    ``worked_share`` (with ``worked=True``) mixes the two styles in ``train``: each row keeps its
+    worked answer with this probability and gets the direct one otherwise, drawn from a stream
+    of its own, so the problems are the same as without it. A model fine-tuned on the mix writes
+    either style and picks one at its first token; RL with a verifier can then learn which
+    style gets answers right (chapter 17). The other splits keep worked answers.
     """
+    if worked_share is not None and not (worked and 0.0 <= worked_share <= 1.0):
+        raise ValueError(f"worked_share must be in [0, 1] and needs worked=True, got {worked_share} "
+                         f"with worked={worked}")
     if n_train < 1 or n_test < 1 or n_longer < 1:
         raise ValueError("every split needs at least one problem")
     rng = random.Random(seed)
@@ -148,6 +158,10 @@ def make_reasoning_data(seed: int = 0, n_train: int = 5000, n_test: int = 300, n
         raise ValueError(f"cannot draw {n_train} train problems in {10 * (n_train + n_test)} draws "
                          f"(got {len(train)}): lower test_fraction")
     longer = [make_problem(rng, LONGER_SWAPS, worked) for _ in range(n_longer)]
+    if worked_share is not None:
+        styles = random.Random(f"styles-{seed}")
+        train = [row if styles.random() < worked_share else {**row, "response": f"{ANSWER_PREFIX} {row['answer']}."}
+                 for row in train]
     splits = {"train": train, "test": test, "test_longer": longer}
     if n_rl > 0:
         rl = []
