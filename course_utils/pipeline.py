@@ -42,7 +42,7 @@ Stages:
           ``safety_harmful_compliance_*`` (harmful requests answered with the harmful act),
           ``safety_needless_refusal_*`` (look-alike requests refused), ``safety_proper_refusal_*``
           and ``safety_helpful_*`` (harmless requests answered helpfully). Writes ``--out/safety``.
-    reasoning  SFT of the shipped SFT model on chapter 17's *who has the ball?* with half of the
+    reasoning  SFT of the SFT model on chapter 17's *who has the ball?* with half of the
           answers worked and half direct (:func:`course_utils.reasoning.evaluation.build_reasoning_model`);
           ``reasoning_pass1`` (temperature-1 answers to held-out problems), ``reasoning_worked_share``
           and ``reasoning_accuracy_worked`` / ``_direct``. Writes ``--out/reasoning``, or with
@@ -54,8 +54,8 @@ Stages:
           entropy of the first and last steps' samples (``rlvr_entropy_*``). Writes ``--out/rlvr``.
 
 Stages run in the order given; a stage that needs a checkpoint (``sft`` for ``rm``,
-``ppo``, ``dpo``, ``grpo``, ``rloo``, ``kto``, ``safety``; ``rm`` for ``ppo`` and ``rloo``; ``reasoning`` for
-``rlvr``) takes the one an
+``ppo``, ``dpo``, ``grpo``, ``rloo``, ``kto``, ``safety``, ``reasoning``; ``rm`` for ``ppo`` and ``rloo``;
+``reasoning`` for ``rlvr``) takes the one an
 earlier stage of the same command trained, else the shipped one. With no ``--stages`` every stage runs, from the
 shipped base model: SFT, reward model, PPO, DPO, GRPO, RLOO, KTO, safety, the reasoning start and RLVR,
 then the classic RL stages.
@@ -233,7 +233,7 @@ def stage_reasoning(args: argparse.Namespace) -> dict[str, float]:
     """SFT on who-has-the-ball with a mix of worked and direct answers; ``--ship`` puts it in the package."""
     from course_utils.reasoning.evaluation import build_reasoning_model
     out = SHIPPED["reasoning"] if args.ship else Path(args.out) / "reasoning"
-    report = build_reasoning_model(out, steps=args.reasoning_steps, seed=args.seed)
+    report = build_reasoning_model(out, steps=args.reasoning_steps, seed=args.seed, start=checkpoint(args, "sft"))
     args.produced["reasoning"] = out
     sampled = report["sampled"]
     print(f"  held-out, temperature 1: pass@1 {sampled['pass1']:.3f}; worked answers {sampled['worked_share']:.3f} "

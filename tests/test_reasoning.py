@@ -287,8 +287,9 @@ def test_rlvr_config_holds_the_calibrated_settings_and_takes_changes():
 
 def test_the_shipped_reasoning_start_writes_both_styles_and_its_steps_pay():
     """The start of chapter 17's RL, as its report says and as a fresh check on 40 problems finds.
-    Bounds: built with half the answers worked, it wrote 0.44 to 0.48 worked answers at T = 1 in
-    the calibration runs; worked answers were right 0.57 of the time, direct ones 0.14."""
+    Bounds: built with half the answers worked, it wrote 0.504 worked answers at T = 1 on 200
+    problems x 4 (its report), right 0.777 of the time, direct ones 0.154; another draw of styles
+    gave 0.44, 0.571 and 0.143. The fresh check's 80 answers hold about 40 of each style."""
     import json
 
     from course_utils.models import SHIPPED, load_model
@@ -301,6 +302,5 @@ def test_the_shipped_reasoning_start_writes_both_styles_and_its_steps_pay():
     model, tok = load_model("reasoning")
     rows = list(make_reasoning_data(seed=0)["test"])[:40]
     fresh = style_report(model, tok, rows, n_samples=2)
-    assert 0.0 < fresh["worked_share"] < 1.0
-    mix = fresh["worked_share"] * fresh["accuracy_worked"] + (1 - fresh["worked_share"]) * fresh["accuracy_direct"]
-    assert fresh["pass1"] == pytest.approx(mix)
+    assert 0.2 < fresh["worked_share"] < 0.8
+    assert fresh["accuracy_worked"] > fresh["accuracy_direct"] + 0.2

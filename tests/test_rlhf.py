@@ -182,11 +182,16 @@ def test_grpo_decay_follows_the_course_schedule():
     assert all(a >= b for a, b in zip(lrs[1:], lrs[2:])) and cfg.lr * 0.1 < lrs[-1] < lrs[3] < cfg.lr
     with pytest.raises(ValueError, match="min_lr_ratio"):
         train_grpo(policy, start, tok, rows, GRPOConfig(steps=1, min_lr_ratio=1.5), progress=False)
+    still, _ = load_model("sft")      # lr 0: a control that must not move (and must not divide by zero)
+    res = train_grpo(still, start, tok, rows, GRPOConfig(steps=2, prompts_per_step=2, group_size=2, lr=0.0,
+                                                         warmup_steps=1, min_lr_ratio=0.1), progress=False)
+    assert [h["lr"] for h in res.history] == [0.0, 0.0]
+    assert all(torch.equal(p, q) for p, q in zip(still.parameters(), start.parameters()))
 
 
 def test_grpo_dynamic_sampling_updates_only_on_groups_with_a_spread():
     """DAPO's dynamic sampling: of k * P sampled groups, the first P with a reward spread are updated on;
-    the logged reward still describes every sampled group. With a reward that never varies, no
+    the logged columns still describe every sampled answer. With a reward that never varies, no
     group is kept and the policy does not move at all."""
     rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
     start, tok = load_model("sft")
@@ -194,26 +199,71 @@ def test_grpo_dynamic_sampling_updates_only_on_groups_with_a_spread():
 
     def reward_fn(prompts, responses):
         r = torch.tensor([float(len(x) % 2) for x in responses])
-        seen.append(r.view(-1, 4))
+        seen.append((list(prompts), r.view(-1, 4)))
         return r
-    policy, _ = load_model("sft")
-    cfg = GRPOConfig(steps=2, prompts_per_step=3, group_size=4, iterations=1, dynamic_sampling=3)
-    res = train_grpo(policy, start, tok, rows, cfg, progress=False, reward_fn=reward_fn,
-                     log_fn=lambda p, r, rw: {"updated_answers": len(r), "updated_spread": float((rw.view(-1, 4).std(1) > 0).all())})
-    for groups, h in zip(seen, res.history):
+    kept = []
+    import course_utils.alignment.grpo as grpo_module
+    rows_of = grpo_module._rows
+
+    def spy(ro, keep):                  # what the update is given
+        out = rows_of(ro, keep)
+        kept.append((out.prompts, torch.tensor([float(len(x) % 2) for x in out.responses])))
+        return out
+    grpo_module._rows = spy
+    try:
+        policy, _ = load_model("sft")
+        cfg = GRPOConfig(steps=2, prompts_per_step=3, group_size=4, iterations=1, dynamic_sampling=3)
+        res = train_grpo(policy, start, tok, rows, cfg, progress=False, reward_fn=reward_fn,
+                         log_fn=lambda p, r, rw: {"logged_answers": len(r)})
+    finally:
+        grpo_module._rows = rows_of
+    for (prompts, groups), h in zip(seen, res.history):
         assert groups.shape == (9, 4)                       # k * P groups sampled
-        spread = int((groups.std(1) > 0).sum())
-        assert h["kept_groups"] == pytest.approx(min(spread, 3) / 3)
+        spread = [g for g in range(9) if groups[g].std() > 0]
+        assert h["kept_groups"] == pytest.approx(min(len(spread), 3) / 3)
         assert h["reward"] == pytest.approx(groups.mean().item())
-        assert h["zero_std_groups"] == pytest.approx(1 - spread / 9)
-        if spread:
-            assert h["updated_answers"] == 4 * min(spread, 3) and h["updated_spread"] == 1.0
+        assert h["zero_std_groups"] == pytest.approx(1 - len(spread) / 9)
+        assert h["logged_answers"] == 36
+    with_spread = [(p, g) for p, g in seen if (g.std(1) > 0).any()]
+    assert len(kept) == len(with_spread) >= 1
+    for (kept_prompts, kept_rewards), (prompts, groups) in zip(kept, with_spread):
+        first = [g for g in range(9) if groups[g].std() > 0][:3]       # the first groups with a spread
+        assert kept_prompts == [prompts[g * 4] for g in first for _ in range(4)]
+        assert torch.equal(kept_rewards, groups[first].reshape(-1))    # rewards stay with their answers
+    assert not all(torch.equal(p, q) for p, q in zip(policy.parameters(), start.parameters()))
     flat, _ = load_model("sft")
     res = train_grpo(flat, start, tok, rows, cfg, progress=False, reward_fn=lambda p, r: torch.ones(len(r)))
     assert [h["kept_groups"] for h in res.history] == [0.0, 0.0]
     assert all(torch.equal(p, q) for p, q in zip(flat.parameters(), start.parameters()))
     with pytest.raises(ValueError, match="dynamic_sampling"):
         train_grpo(flat, start, tok, rows, GRPOConfig(steps=1, dynamic_sampling=1), progress=False)
+
+
+def test_expert_iteration_updates_on_the_answers_with_full_reward_only():
+    """estimator="expert": the kept share is logged, the loss of the one update is -mean(rho) = -1
+    (rho = 1 when the gradient is taken), every sampled answer is logged, and a step whose
+    answers all miss makes no update."""
+    rows = [r for r in world.make_instruction_data()["train"] if r["task"] == "add"][:50]
+    start, tok = load_model("sft")
+    seen = []
+
+    def reward_fn(prompts, responses):
+        r = torch.tensor([float(i % 4 == 0) for i in range(len(responses))])
+        seen.append(r)
+        return r
+    policy, _ = load_model("sft")
+    cfg = GRPOConfig(steps=2, prompts_per_step=2, group_size=4, iterations=1, beta=0.0, estimator="expert")
+    res = train_grpo(policy, start, tok, rows, cfg, progress=False, reward_fn=reward_fn,
+                     log_fn=lambda p, r, rw: {"logged_answers": len(r)})
+    for h in res.history:
+        assert h["kept_answers"] == 0.25 and h["logged_answers"] == 8 and h["loss"] == pytest.approx(-1.0)
+    assert not all(torch.equal(p, q) for p, q in zip(policy.parameters(), start.parameters()))
+    missed, _ = load_model("sft")
+    res = train_grpo(missed, start, tok, rows, cfg, progress=False, reward_fn=lambda p, r: torch.zeros(len(r)))
+    assert [h["kept_answers"] for h in res.history] == [0.0, 0.0]
+    assert all(torch.equal(p, q) for p, q in zip(missed.parameters(), start.parameters()))
+    with pytest.raises(ValueError, match="'expert'"):
+        train_grpo(missed, start, tok, rows, GRPOConfig(steps=1, estimator="nope"), progress=False)
 
 
 def test_grpo_logging_hooks_see_every_step_and_change_nothing():

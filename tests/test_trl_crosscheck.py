@@ -139,3 +139,58 @@ def test_course_grpo_advantages_equal_trl_grpotrainer(tmp_path):
     rewards = torch.tensor(seen[-12:])
     assert 0 < rewards.sum() < 12                     # some groups have spread
     assert torch.allclose(out["advantages"].view(-1), group_advantages(rewards, 4), atol=1e-6)
+
+
+def test_rlvr_batch_scored_by_the_verifier_gives_trl_grpotrainers_advantages_and_loss(tmp_path):
+    """Chapter 17's RLVR on TRL: GRPOTrainer samples groups from the shipped reasoning start and scores
+    them with the course verifier as its reward function; the course's advantages of those rewards
+    and the course's GRPO loss (the default token aggregation, TRL's "bnpo") on that very batch
+    equal TRL's."""
+    from trl import GRPOConfig, GRPOTrainer
+
+    from course_utils.alignment.grpo import group_advantages, grpo_loss
+    from course_utils.alignment.rlhf import response_logits, token_logp
+    from course_utils.reasoning.tasks import make_reasoning_data
+    from course_utils.reasoning.verifier import correctness_reward
+
+    policy, tok = load_model("reasoning")
+    test = list(make_reasoning_data(seed=0, n_train=50, n_test=40, n_longer=2)["test"])
+    length = lambda p: len(tok(tok.apply_chat_template([{"role": "user", "content": p["prompt"]}], tokenize=False,
+                                                       add_generation_prompt=True), add_special_tokens=False)["input_ids"])
+    problems = [p for p in test if length(p) == length(test[0])][:3]     # one prompt length: no padding, so
+    assert len(problems) == 3                                            # position ids cannot differ
+    by_prompt = {p["prompt"]: p for p in problems}
+    seen = []
+
+    def verifier(prompts, completions, **kwargs):    # TRL's reward-function signature
+        text = lambda x: x[-1]["content"] if isinstance(x, list) else x
+        r = [correctness_reward(text(c), by_prompt[text(p)]) for p, c in zip(prompts, completions)]
+        seen.extend(r)
+        return r
+
+    config = GRPOConfig(output_dir=str(tmp_path), num_generations=8, per_device_train_batch_size=24,
+                        max_completion_length=77, bf16=False, gradient_checkpointing=False, use_cpu=True,
+                        report_to=[], disable_tqdm=True, temperature=1.0, beta=0.0, loss_type="bnpo")
+    prompts = [[{"role": "user", "content": p["prompt"]}] for p in problems]
+    trainer = GRPOTrainer(model=policy, reward_funcs=[verifier], args=config, processing_class=tok,
+                          train_dataset=Dataset.from_list([{"prompt": p} for p in prompts]))
+    torch.manual_seed(0)
+    out = trainer._generate_and_score_completions([{"prompt": p} for p in prompts for _ in range(8)])
+    rewards = torch.tensor(seen[-24:])
+    assert 0 < rewards.sum() < 24                     # the start gets some right and some wrong
+    adv = group_advantages(rewards, 8)
+    assert torch.allclose(out["advantages"].view(-1), adv, atol=1e-6)
+    P = out["prompt_ids"].shape[1]
+    ids = torch.cat([out["prompt_ids"], out["completion_ids"]], 1)
+    attention = torch.cat([out["prompt_mask"], out["completion_mask"]], 1)
+    batch = {"input_ids": ids, "attention_mask": attention,
+             "position_ids": (attention.cumsum(1) - 1).clamp(min=0), "prompt_len": P}
+    mask = out["completion_mask"].float()
+    policy.eval()
+    with torch.no_grad():
+        new = token_logp(response_logits(policy, batch), out["completion_ids"])
+        old = new + 0.1 * torch.randn(new.shape, generator=torch.Generator().manual_seed(1))   # ratios != 1
+        trl_loss = trainer._compute_loss(policy, {**out, "old_per_token_logps": old, "ref_per_token_logps": new,
+                                                  "num_items_in_batch": mask.sum()})
+        course = grpo_loss(new, old, new, adv.unsqueeze(1).expand_as(mask), mask, beta=0.0, loss_type="bnpo")
+    assert abs(trl_loss.item() - course.item()) < 1e-5, (trl_loss.item(), course.item())

@@ -56,18 +56,35 @@ is well above Adam's ``eps`` (1e-8) by about ``lr`` in the direction of its grad
 however weak the gradient, and an RL gradient from a few dozen sampled answers is mostly noise. Raising the learning rate linearly over the
 first steps lets Adam's averages settle first. Off by default (the earlier chapters' runs are
 without it). **Decay** (``GRPOConfig.min_lr_ratio``): after the warm-up, a cosine decay from
-``lr`` to ``min_lr_ratio * lr`` over the remaining steps, the course loop's schedule
-(:func:`course_utils.training.lr_at`); the default 1.0 keeps the rate constant.
+``lr`` towards ``min_lr_ratio * lr``, the course loop's schedule
+(:func:`course_utils.training.lr_at`: the floor would be reached one step after the last, so
+the last step runs a little above it); the default 1.0 keeps the rate constant.
 
 **Dynamic sampling** (``GRPOConfig.dynamic_sampling``, DAPO, Yu et al., 2025): a group whose
 answers all score the same has zero advantage and adds nothing to the policy gradient, only
-to the token count it is averaged over. With ``dynamic_sampling=k`` each step samples groups
+to the token count it is averaged over (with ``beta > 0`` it still carries the KL term, and
+under RLOO the KL-shaped reward can give it an advantage; dropping it drops those too). With
+``dynamic_sampling=k`` each step samples groups
 for ``k * prompts_per_step`` prompts and updates on the first ``prompts_per_step`` groups that
 have a reward spread (fewer if fewer have one; none at all: the step makes no update). DAPO
 keeps sampling until the batch is full; drawing a fixed ``k`` times the prompts is the same
-rule with a bounded cost. The logged ``reward``, ``solved_groups`` and ``zero_std_groups``
-describe every sampled group, the other columns the answers updated on; ``kept_groups`` is
-the share of ``prompts_per_step`` updated on.
+rule with a bounded cost. ``kept_groups`` is the share of ``prompts_per_step`` updated on.
+
+**Expert iteration** (``estimator="expert"``; rejection-sampling fine-tuning, as in STaR,
+Zelikman et al., 2022, and RAFT, Dong et al., 2023): the same groups, but the update keeps only
+the answers with the full reward (1.0: the right ones, for the verifier's correctness) and
+raises their log-likelihood, every kept token weighing the same::
+
+    L = - mean_{kept answers i, tokens t} rho_it,      rho_it = pi(token) / pi_old(token)
+
+With one update per batch rho is 1 when the gradient is taken, and the gradient is exactly
+SFT's on the kept answers: no baseline, nothing pushed down. ``kept_answers`` logs their share;
+a step with none makes no update. Compared with GRPO at the same ``prompts_per_step`` and
+``group_size``, it sees the same number of sampled answers.
+
+Whatever is updated on, the logged columns other than ``clip_fraction``, ``grad_norm`` and
+``loss`` describe every sampled answer; a step with no update leaves those three out (the
+schedule still moves on).
 
 ``reward_fn`` replaces the exact-answer reward (e.g. a reward model's score on open prompts).
 """
@@ -78,7 +95,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
@@ -191,7 +208,8 @@ class GRPOConfig:
     loss_type: str = "bnpo"        # token aggregation: grpo | bnpo | dr_grpo | dapo (module docstring)
     scale_rewards: str = "group"   # divide by the group's std, the batch's, or "none" (Dr. GRPO)
     clip_high: float | None = None  # upper clip (DAPO: 0.28); None: the same as `clip`
-    estimator: str = "grpo"        # "grpo" (group-normalised, per token) or "rloo" (leave-one-out, per answer)
+    estimator: str = "grpo"        # "grpo" (group-normalised, per token), "rloo" (leave-one-out, per answer),
+                                   # or "expert" (expert iteration: the NLL of the answers with full reward)
     warmup_steps: int = 0          # the learning rate rises linearly from lr / warmup_steps over this many steps
     min_lr_ratio: float = 1.0      # then a cosine decay to min_lr_ratio * lr (1.0: constant; module docstring)
     dynamic_sampling: int = 0      # k >= 2: sample k * prompts_per_step prompts, keep groups with a spread (DAPO)
@@ -221,8 +239,10 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     per-answer k3 sum to ``ref``), ``kl_k1`` (the same with k1), ``entropy`` (mean token entropy
     of the sampled answers, nats), ``length`` (mean answer tokens), ``truncated`` (share of
     answers cut at ``max_new_tokens``), ``clip_fraction``, ``grad_norm`` (before clipping, the
-    last update of the step), ``loss``, ``lr`` (the learning rate of the step's updates). Each row also goes to ``dashboard`` (live plot, JSONL
-    log, warnings: :mod:`course_utils.dashboard`).
+    last update of the step), ``loss``, ``lr`` (the learning rate of the step's updates), and with
+    dynamic sampling ``kept_groups``, with expert iteration ``kept_answers`` (module docstring; a
+    step with no update has no ``loss``, ``grad_norm`` or ``clip_fraction``). Each row also goes
+    to ``dashboard`` (live plot, JSONL log, warnings: :mod:`course_utils.dashboard`).
 
     ``log_fn(prompts, responses, rewards)`` adds its own columns each step (e.g. a verifier's
     format rate); ``eval_fn(policy)`` adds columns after the first step and every ``eval_every``
@@ -232,20 +252,23 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
     cfg = config
     if cfg.loss_type not in LOSS_TYPES:
         raise ValueError(f"unknown loss_type {cfg.loss_type!r}; choose from {', '.join(LOSS_TYPES)}")
-    if cfg.estimator not in ("grpo", "rloo"):
-        raise ValueError(f"estimator must be 'grpo' or 'rloo', not {cfg.estimator!r}")
+    if cfg.estimator not in ("grpo", "rloo", "expert"):
+        raise ValueError(f"estimator must be 'grpo', 'rloo' or 'expert', not {cfg.estimator!r}")
     if cfg.sampler not in ("hf", "course"):
         raise ValueError(f"sampler must be 'hf' or 'course', not {cfg.sampler!r}")
+    if cfg.dynamic_sampling == 1 or cfg.dynamic_sampling < 0:
+        raise ValueError(f"dynamic_sampling is 0 (off) or a factor of at least 2, not {cfg.dynamic_sampling}")
+    if cfg.dynamic_sampling and cfg.group_size < 2:
+        raise ValueError("dynamic_sampling keeps groups with a reward spread: it needs group_size >= 2")
+    if not 0.0 <= cfg.min_lr_ratio <= 1.0:
+        raise ValueError(f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio}")
     torch.manual_seed(cfg.seed)
     rng = random.Random(cfg.seed)
     ref.eval()
     ref.requires_grad_(False)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=0.0)
-    if cfg.dynamic_sampling == 1 or cfg.dynamic_sampling < 0:
-        raise ValueError(f"dynamic_sampling is 0 (off) or a factor of at least 2, not {cfg.dynamic_sampling}")
-    if not 0.0 <= cfg.min_lr_ratio <= 1.0:
-        raise ValueError(f"min_lr_ratio must be in [0, 1], not {cfg.min_lr_ratio}")
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_at(i, cfg) / cfg.lr)
+    unit = replace(cfg, lr=1.0)     # the schedule's factor, without dividing by lr (lr may be 0)
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda i: lr_at(i, unit))
     result = GRPOResult(policy, config=asdict(cfg))
     t0 = time.perf_counter()
     bar = tqdm(range(cfg.steps), desc=cfg.desc, disable=not progress, mininterval=0.5)
@@ -258,23 +281,32 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
             rewards = torch.tensor([float(check_answer(o, t)) for o, t in zip(ro.responses, targets)])
         else:
             rewards = torch.as_tensor(reward_fn(ro.prompts, ro.responses), dtype=torch.float32).view(-1)
-        sampled = {"reward": rewards.mean().item(), "groups": rewards.view(-1, cfg.group_size)}
+        sampled = {"reward": rewards.mean().item(), "groups": rewards.view(-1, cfg.group_size),
+                   "rollout": ro, "rewards": rewards}
+        update = True
         if cfg.dynamic_sampling:
             spread = (sampled["groups"].std(1) > 0).nonzero().view(-1)[:cfg.prompts_per_step].tolist()
             keep = [g * cfg.group_size + j for g in spread for j in range(cfg.group_size)]
             kept_groups = len(spread) / cfg.prompts_per_step
-            if not keep:      # no group with a spread: nothing to learn from this step
-                keep = list(range(cfg.group_size * cfg.prompts_per_step))
-            ro, rewards = _rows(ro, keep), rewards[keep]
-        if cfg.estimator == "rloo":
+            update = bool(keep)      # no group with a spread: nothing to learn from this step
+            if keep:
+                ro, rewards = _rows(ro, keep), rewards[keep]
+        if cfg.estimator == "expert":
+            keep = (rewards >= 1.0).nonzero().view(-1).tolist()
+            kept_answers = len(keep) / len(rewards)
+            update = update and bool(keep)
+            if keep:
+                ro, rewards = _rows(ro, keep), rewards[keep]
+            adv = torch.ones_like(ro.old_logp)
+        elif cfg.estimator == "rloo":
             shaped = rewards - cfg.beta * (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1)
             adv = rloo_advantages(shaped, cfg.group_size)
         else:
             adv = group_advantages(rewards, cfg.group_size, scale=cfg.scale_rewards).unsqueeze(1).expand_as(ro.mask)
         policy.train()
         lr = optimizer.param_groups[0]["lr"]
-        clip_fraction, grad_norm, loss = 0.0, torch.tensor(0.0), torch.tensor(0.0)   # a step with no update
-        for _ in range(cfg.iterations if not cfg.dynamic_sampling or kept_groups > 0 else 0):
+        updates = {}                      # loss, grad_norm and clip_fraction of the step's last update
+        for _ in range(cfg.iterations if update else 0):
             logits = response_logits(policy, ro.batch)
             new_logp = torch.gather(F.log_softmax(logits, -1), 2, ro.tokens.unsqueeze(-1)).squeeze(-1)
             if cfg.estimator == "rloo":
@@ -295,22 +327,24 @@ def train_grpo(policy, ref, tokenizer, rows: Sequence[Mapping], config: GRPOConf
             loss.backward()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.max_grad_norm)
             optimizer.step()
-            clip_fraction = clipped.clip_fraction
+            updates = {"clip_fraction": clipped.clip_fraction, "grad_norm": float(grad_norm), "loss": loss.item()}
         schedule.step()
         policy.eval()
-        groups = sampled["groups"]
+        groups, full = sampled["groups"], sampled["rollout"]     # every sampled answer, kept or not
         row = {"step": step + 1, "reward": sampled["reward"],
                "solved_groups": (groups.min(1).values == 1).float().mean().item(),
                "zero_std_groups": (groups.std(1) == 0).float().mean().item(),
-               "kl": (kl_k3(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
-               "kl_k1": (kl_k1(ro.old_logp, ro.ref_logp) * ro.mask).sum(1).mean().item(),
-               "entropy": masked_mean(ro.entropy, ro.mask).item(), "length": ro.mask.sum(1).mean().item(),
-               "truncated": (~ro.ended).float().mean().item(),
-               "clip_fraction": clip_fraction, "grad_norm": float(grad_norm), "loss": loss.item(), "lr": lr}
+               "kl": (kl_k3(full.old_logp, full.ref_logp) * full.mask).sum(1).mean().item(),
+               "kl_k1": (kl_k1(full.old_logp, full.ref_logp) * full.mask).sum(1).mean().item(),
+               "entropy": masked_mean(full.entropy, full.mask).item(), "length": full.mask.sum(1).mean().item(),
+               "truncated": (~full.ended).float().mean().item(),
+               **updates, "lr": lr}
         if cfg.dynamic_sampling:
             row["kept_groups"] = kept_groups
+        if cfg.estimator == "expert":
+            row["kept_answers"] = kept_answers
         if log_fn is not None:
-            row.update(log_fn(ro.prompts, ro.responses, rewards))
+            row.update(log_fn(full.prompts, full.responses, sampled["rewards"]))
         if eval_fn is not None and (step == 0 or (step + 1) % eval_every == 0 or step + 1 == cfg.steps):
             with _rng_kept():
                 row.update(eval_fn(policy))

@@ -98,14 +98,15 @@ def style_report(model, tokenizer, rows: Sequence[Mapping], n_samples: int = 4, 
 
 
 def build_reasoning_model(out: str | Path, steps: int = 900, worked_share: float = 0.5, seed: int = 0,
-                          n_eval: int = 200, progress: bool = True) -> dict:
-    """Fine-tune the shipped SFT model on ``train`` with a ``worked_share`` of worked answers
+                          n_eval: int = 200, progress: bool = True, start: str | Path = "sft") -> dict:
+    """Fine-tune ``start`` (the shipped SFT model) on ``train`` with a ``worked_share`` of worked answers
     (:func:`sft_reasoning`), report its answers to the first ``n_eval`` ``test`` problems
     (:func:`style_report`, 4 answers each, and greedy accuracy), and save the model, its
     training history and ``reasoning_report.json`` to ``out`` atomically. Returns the report."""
     from course_utils.training import save_checkpoint
 
-    model, tok, data, result = sft_reasoning(steps=steps, seed=seed, worked_share=worked_share, progress=progress)
+    model, tok, data, result = sft_reasoning(steps=steps, seed=seed, worked_share=worked_share, progress=progress,
+                                             start=str(start))
     rows = list(data["test"])[:n_eval]
     answers, verdicts = check_answers(model, tok, rows)
     summary = {"steps": steps, "worked_share": worked_share, "seed": seed, "n_eval": n_eval,

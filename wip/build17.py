@@ -1,0 +1,407 @@
+# Draft builder of chapter 17 (RL with verifiable rewards). Prose marked [[N]] needs the sweep's
+# numbers (the sweep `rlvr` must be stored first); every number in prose must be an output.
+import nbformat as nbf
+nb = nbf.v4.new_notebook()
+C = []
+def md(s): C.append(nbf.v4.new_markdown_cell(s.strip("\n")))
+def code(s, folded=False):
+    meta = {"tags": ["hide-output"], "jupyter": {"outputs_hidden": True}} if folded else {}
+    C.append(nbf.v4.new_code_cell(s.strip("\n"), metadata=meta))
+
+md(r"""
+# Chapter 17 — Verifiable rewards: reasoning learned from a checker
+
+Since 2025 much of post-training has moved from reward models to **checkers**. DeepSeek-R1-Zero (DeepSeek-AI, 2025) was trained with GRPO (chapter 11; Shao et al., 2024) on math and code problems whose answers a program can check, with two rewards: one for a right answer, one for the right format (reasoning between `<think>` tags, then the answer). Its answers grew longer as its reward rose, and the paper read the longer answers as the model learning to reason. Later work asked what RL of this kind really adds: whether it teaches new abilities or only makes the model pick what it could already do (Yue et al., 2025, with pass@k), why answers grow long (Liu et al., 2025, Dr. GRPO), and how the entropy of the model's samples limits what RL can still find (Cui et al., 2025).
+
+Every one of those papers needs a GPU for hours and shows single runs. The tiny world can show the same effects on a laptop, with seeds and intervals, because its answers are exactly checkable. It can also show where the tiny world differs.
+
+| section | what |
+|---|---|
+| 1 | *who has the ball?*: a task where writing the steps down helps |
+| 2 | the verifier: a reward from a program, and every failure sorted into a class |
+| 3 | the start: a model that writes either way |
+| 4 | RL with the verifier's reward (live, seed 0) |
+| 5 | over seeds: what RL changed, and how |
+| 6 | pass@k: does RL find answers the start could not? |
+| 7 | rewards: correctness, format, both; GRPO, Dr. GRPO and expert iteration |
+| 8 | test-time compute: majority vote against RL |
+| 9 | what the tiny world does not show |
+
+The code lives in `course_utils.reasoning`: `tasks` (the problems), `verifier` (the checks and the rewards), `evaluation` (SFT on the task and reports), `rlvr` (the reward, the log and the settings for chapter 11's GRPO), `scaling` (pass@k and majority vote). RL here is chapter 11's GRPO, the same loop.
+""")
+
+code(r"""
+import matplotlib.pyplot as plt
+import numpy as np
+
+from course_utils.dashboard import RunDashboard
+from course_utils.evaluation.uncertainty import mean_ci
+from course_utils.experiments import load
+from course_utils.models import generate, load_model
+from course_utils.reasoning.evaluation import answer_budget, style_report
+from course_utils.reasoning.tasks import make_reasoning_data
+from course_utils.reasoning.verifier import (correctness_reward, failure_table, format_reward, step_reward,
+                                             verify)
+from course_utils.training import set_seed
+
+set_seed(0)
+data = make_reasoning_data(seed=0, n_rl=3000)
+for name, split in data.items():
+    print(f"{name:12s} {len(split):5d} problems, {min(split['n_swaps'])} to {max(split['n_swaps'])} swaps")
+""")
+
+md(r"""
+## 1. Who has the ball?
+
+Four children pass a thing around by swapping what they hold; the question is who holds it at the end. A **worked** answer follows the swaps one sentence at a time. A **direct** answer gives only the name.
+""")
+
+code(r"""
+row = data["test"][0]
+print(row["prompt"])
+print("\nworked:", row["response"])
+print("direct:", f"Answer: {row['answer']}.")
+""")
+
+md(r"""
+Each worked sentence copies the next swap and applies one rule to the holder named just before it. A direct answer must follow every swap inside one forward pass of a 4-layer model. The sweep `reasoning_sft` fine-tuned the shipped SFT model on each style for 900 steps, over 5 seeds, and checked greedy answers to problems whose swap patterns it never trained on:
+""")
+
+code(r"""
+sft_sweep = load("reasoning_sft")
+for arm in ("worked", "direct"):
+    s = sft_sweep.summary("accuracy", arm=arm, split="test", step=900)[None]
+    print(f"{arm:6s} answers, held-out accuracy after 900 steps: {s.fmt(3)}")
+print("a guess among the four children: 0.25")
+""")
+
+md(r"""
+[[N]] Worked answers win by a wide margin; direct ones stay near a guess. So writing the steps down is what lets this model solve the task, and RL can only help it if the steps are there to be found.
+
+## 2. The verifier
+
+RL with verifiable rewards replaces the reward model by a program. `verify` sorts every answer into exactly one class: right, wrong name, or one of four format failures (CS336's `math_baseline` analysis sorts a model's failures the same way). Each reward is a function of the answer and the problem, and none raises on any string.
+""")
+
+code(r"""
+answers = [row["response"], f"Answer: {row['answer']}.", "Answer: Nobody.", "Mia has it.",
+           row["response"].replace("Answer:", "Answer: Sam. Answer:"), row["response"].rsplit(" Answer:", 1)[0]]
+for a in answers:
+    v = verify(a, row["answer"])
+    print(f"{v.label:12s} correct {correctness_reward(a, row):.0f}  format {format_reward(a):.0f}  "
+          f"steps {step_reward(a, row):.2f}   {a[:60]}{'...' if len(a) > 60 else ''}")
+""")
+
+md(r"""
+## 3. The start: a model that writes either way
+
+R1-Zero started from a base model that could already write its reasoning when asked. Our start is the shipped `reasoning` model: the SFT model fine-tuned for 900 steps on problems of which half came with worked answers and half with direct ones. It writes either style and picks one at its first token. `style_report` samples 4 answers per problem at temperature 1 and splits them by style.
+""")
+
+code(r"""
+start, tok = load_model("reasoning")
+test = list(data["test"])[:100]
+before = style_report(start, tok, test)
+for k, v in before.items():
+    print(f"{k:16s} {v:.3f}")
+""")
+
+md(r"""
+[[N]] About half of its answers are worked, and those are right far more often than the direct ones. Nothing in the reward will tell the model which style to use: the verifier reads only the name after "Answer:".
+
+## 4. RL with the verifier's reward (live)
+
+`rlvr_config` holds the course's settings for chapter 11's GRPO here: 16 problems a step, 8 answers each at temperature 1, learning rate 1e-4 with a warm-up and a decay, one update per batch, no KL penalty (as Dr. GRPO and DAPO). The problems come from the `rl` split: 3,000 problems no worked answer was ever written for. The plot shows the reward (the share right), the answers' length, the token entropy and the share of groups with no spread (all right or all wrong: no gradient).
+""")
+
+code(r"""
+from course_utils.alignment.grpo import train_grpo
+from course_utils.reasoning.rlvr import rlvr_config, verifier_log, verifier_reward
+
+pool = list(data["rl"])
+policy, _ = load_model("reasoning")
+board = RunDashboard("RLVR from the reasoning start", panels=(("reward", "format_rate"), ("length", "length_right", "length_wrong"),
+                                                          ("entropy",), ("zero_std_groups",)))
+result = train_grpo(policy, start, tok, pool, rlvr_config(steps=20, seed=0), reward_fn=verifier_reward(pool),
+                    log_fn=verifier_log(pool, tok), dashboard=board)
+after = style_report(policy, tok, test)
+print(f"{'':16s} {'start':>7s} {'after RL':>9s}")
+for k in before:
+    print(f"{k:16s} {before[k]:7.3f} {after[k]:9.3f}")
+""")
+
+md(r"""
+[[N]] In 20 steps the share of worked answers went from about a half to nearly all, and pass@1 on held-out problems rose with it. The answers grew longer as the reward rose, as R1-Zero's did. Here we can see why: the long answers are the worked ones, and those are the ones that are right. Look at the last column too: the worked answers themselves were not more often right after RL. RL chose the style that pays; in 20 steps it did not make the steps better.
+
+This is one seed. The next sections ask the same questions over 5 seeds.
+""")
+
+md(r"""
+## 5. Over seeds: what RL changed
+
+The sweep `rlvr` ran the live cell's RL from the same start with 5 seeds (each seed draws other problems and other samples; the start is one model, so the intervals are over RL runs from it, not over starts). It measured 100 held-out problems x 4 answers before and after.
+""")
+
+code(r"""
+sweep = load("rlvr")
+print(f"rlvr: {len(sweep.seeds)} seeds, {sweep.wall_s / 60:.0f} minutes in all; mean [95% interval over seeds]")
+KEYS = ("pass1", "worked_share", "accuracy_worked", "accuracy_direct", "format_rate")
+for arm in ("start", "correct"):
+    print(f"  {arm:8s} " + "   ".join(f"{k} {sweep.summary(k, kind='final', arm=arm)[None].fmt(3).rsplit(' (', 1)[0]}" for k in KEYS))
+""")
+
+md(r"""
+[[N]] The live run's story holds over seeds: pass@1 rose, worked answers became nearly all answers, and the worked answers' own accuracy stayed where it was (its interval covers the start's).
+
+### Does the answer lengthen as the reward rises?
+
+R1-Zero's best-known plot is its answer length climbing through training. Here is ours: the mean length of the sampled answers against the reward, step by step, over 5 seeds.
+""")
+
+code(r"""
+steps = sorted({r["step"] for r in sweep.select(kind="step", arm="correct")})
+def curve(metric, arm="correct"):
+    '''(steps, seeds) array of a logged column; NaN where a step logged none (e.g. no wrong answer)'''
+    return np.array([[r.get(metric, np.nan) for r in sweep.select(kind="step", arm=arm, step=s)] for s in steps])
+fig, axes = plt.subplots(1, 3, figsize=(11, 3))
+for ax, (metric, label) in zip(axes, [("reward", "reward (share right)"), ("length", "answer tokens"),
+                                      ("entropy", "token entropy (nats)")]):
+    values = curve(metric)
+    ax.plot(steps, values.mean(1), color="C0")
+    ax.fill_between(steps, values.min(1), values.max(1), alpha=0.2, color="C0")
+    ax.set_xlabel("step"); ax.set_title(label)
+fig.suptitle("GRPO with the correctness reward: mean over 5 seeds (band: min to max)")
+fig.tight_layout(); plt.show()
+lengths = curve("length")
+print(f"mean answer length, step 1: {lengths[0].mean():.1f} tokens; last step: {lengths[-1].mean():.1f}")
+""")
+
+md(r"""
+[[N]] Length rose with the reward, as in R1-Zero. In the tiny world the cause is plain: a worked answer is about ten times as long as a direct one, and it is right far more often, so choosing it raises both. Whether the long answers of large models come only from such a choice is what Dr. GRPO disputes (section 7).
+
+### Entropy and the entropy–performance law
+
+Cui et al. (2025) found that the reward R of RLVR runs follows the entropy H of the policy as R = -a e^H + b: reward is bought with entropy, and once the entropy is spent the reward stops rising. They fit a and b on the first part of a run and predicted its end. We fit on the first quarter of the steps (5 of 20, over all seeds) and compare the prediction at the last step's entropy with what happened.
+""")
+
+code(r"""
+H, R = curve("entropy"), curve("reward")
+n_fit = max(2, len(steps) // 4)
+X = np.column_stack([-np.exp(H[:n_fit].ravel()), np.ones(H[:n_fit].size)])
+(a, b), *_ = np.linalg.lstsq(X, R[:n_fit].ravel(), rcond=None)
+predicted = -a * np.exp(H[-1].mean()) + b
+print(f"fit on steps 1-{n_fit}: R = -{a:.2f} e^H + {b:.2f}")
+print(f"last step: entropy {H[-1].mean():.4f}, reward predicted {predicted:.3f}, measured {R[-1].mean():.3f} "
+      f"(seeds {R[-1].min():.3f} to {R[-1].max():.3f})")
+""")
+
+md(r"""
+[[N]] (Say whether the prediction falls inside the seeds' range, and how few points the fit rests on.)
+
+## 6. pass@k: does RL find answers the start could not?
+
+pass@k is the chance that at least one of k answers is right. From n ≥ k samples of which c are right, `course_utils.reasoning.scaling.pass_at_k` computes the unbiased estimator 1 - C(n-c, k) / C(n, k) (Chen et al., 2021). Yue et al. (2025) compared such curves for a model before and after RLVR, up to k = 256, and found that RL wins at small k while the model before RL catches up and overtakes it at large k: RL made the model pick its good answers more often, not find answers it could not find before.
+
+The sweep sampled 64 answers to each of 50 held-out problems from the start and from the RL model of every seed. With four children to name, a guess is right one time in four, so plain pass@k saturates quickly; the second panel counts only answers that are right *and* worked, with every step stated.
+""")
+
+code(r"""
+fig, axes = plt.subplots(1, 2, figsize=(10, 3.2), sharey=True)
+for ax, metric, title in zip(axes, ("pass_at_k", "pass_at_k_worked"), ("any right answer", "right worked answers only")):
+    for arm, color in (("start", "C7"), ("correct", "C0")):
+        ks = sorted({r["k"] for r in sweep.select(kind="passk", arm=arm)})
+        stats = [sweep.summary(metric, kind="passk", arm=arm, k=k)[None] for k in ks]
+        ax.errorbar(ks, [s.value for s in stats], yerr=[[s.value - s.lo for s in stats], [s.hi - s.value for s in stats]],
+                    marker="o", capsize=3, color=color, label="start" if arm == "start" else "after RL")
+    ax.set_xscale("log", base=2); ax.set_xlabel("k"); ax.set_title(title); ax.legend()
+axes[0].set_ylabel("pass@k (mean, 95% interval over seeds)")
+fig.tight_layout(); plt.show()
+for k in (1, 8, 64):
+    s0 = sweep.summary("pass_at_k_worked", kind="passk", arm="start", k=k)[None]
+    s1 = sweep.summary("pass_at_k_worked", kind="passk", arm="correct", k=k)[None]
+    print(f"k={k:3d}  right worked answers: start {s0.fmt(3)}   after RL {s1.fmt(3)}")
+""", folded=False)
+
+md(r"""
+[[N]] (Reproduced or not: say where the curves meet, whether the start overtakes, and that k = 64 is below Yue et al.'s 256.)
+""")
+md(r"""
+## 7. Which reward, which loss
+
+Four more arms ran from the same start with the same seeds and steps, changing one thing each:
+
+| arm | what changes |
+|---|---|
+| `format` | the format reward alone: 1 for a well-formed answer, whatever the name (R1-Zero's second reward, alone) |
+| `both` | correctness + 0.2 × format, rescaled to [0, 1] |
+| `grpo_mean` | the GRPO paper's loss: each answer's tokens averaged first, then the answers (short answers weigh more per token) |
+| `dr_grpo` | Dr. GRPO (Liu et al., 2025): a constant denominator and no division by the group's standard deviation |
+| `expert` | expert iteration at the same number of samples: keep the right answers, raise their likelihood (STaR, RAFT); no baseline, nothing pushed down |
+""")
+
+code(r"""
+ARMS = ("start", "correct", "format", "both", "grpo_mean", "dr_grpo", "expert")
+print(f"{'arm':10s} " + " ".join(f"{k:>22s}" for k in ("pass1", "worked_share", "accuracy_worked")))
+for arm in ARMS:
+    cells = [sweep.summary(k, kind="final", arm=arm)[None].fmt(3).rsplit(" (", 1)[0] for k in ("pass1", "worked_share", "accuracy_worked")]
+    print(f"{arm:10s} " + " ".join(f"{c:>22s}" for c in cells))
+""")
+
+md(r"""
+[[N]] (format alone: what it did to pass@1, the style and the length, and the hypothesis that long answers have more room to go malformed; both vs correctness; expert iteration vs GRPO.)
+
+### Long wrong answers: GRPO's per-answer mean against Dr. GRPO
+
+Liu et al. (2025) argue that GRPO's per-answer mean, 1/|o|, pushes a long wrong answer down less per token than a short one, so wrong answers drift longer. The tiny world can check the length of the *wrong* answers under each aggregation.
+""")
+
+code(r"""
+fig, ax = plt.subplots(figsize=(6, 3))
+for arm, color in (("grpo_mean", "C3"), ("dr_grpo", "C2"), ("correct", "C0")):
+    values = curve("length_wrong", arm)
+    ax.plot(steps, np.nanmean(values, 1), color=color, label=arm)
+ax.set_xlabel("step"); ax.set_ylabel("tokens"); ax.set_title("mean length of the wrong answers (5 seeds)"); ax.legend()
+plt.show()
+for arm in ("grpo_mean", "dr_grpo", "correct"):
+    last = curve("length_wrong", arm)[-1]
+    s = mean_ci(last[~np.isnan(last)])
+    print(f"{arm:10s} wrong answers' length at the last step: {s.fmt(1)}")
+""")
+
+md(r"""
+[[N]] (Reproduced or not at this scale; the wrong answers here are mostly direct ones early and worked ones late, so their length follows the style first.)
+
+## 8. Test-time compute: majority vote against RL
+
+RL is not the only way to spend compute on answers. Self-consistency (Wang et al., 2023) samples n answers and answers with the most common name; with a verifier, best-of-n answers right whenever any of the n is right (that is pass@n). Both cost n answers at test time; RL costs training once and one answer after. The sweep counted the tokens.
+""")
+
+code(r"""
+ns = sorted({r["n"] for r in sweep.select(kind="vote", arm="start")})
+vote = [sweep.summary("majority", kind="vote", arm="start", n=n)[None] for n in ns]
+tokens = [np.mean(sweep.values("tokens", kind="vote", arm="start", n=n)) for n in ns]
+rl = sweep.summary("pass_at_k", kind="passk", arm="correct", k=1)[None]
+rl_tokens = np.mean(sweep.values("tokens_per_answer", kind="passk", arm="correct", k=1))
+fig, ax = plt.subplots(figsize=(6, 3.2))
+ax.errorbar(tokens, [v.value for v in vote], yerr=[[v.value - v.lo for v in vote], [v.hi - v.value for v in vote]],
+            marker="o", capsize=3, label="start, majority of n")
+ax.errorbar([rl_tokens], [rl.value], yerr=[[rl.value - rl.lo], [rl.hi - rl.value]], marker="s", color="C3", capsize=3,
+            label="after RL, one answer")
+ax.set_xscale("log"); ax.set_xlabel("sampled tokens per problem"); ax.set_ylabel("accuracy"); ax.legend()
+plt.show()
+for n, v, t in zip(ns, vote, tokens):
+    print(f"majority of {n:2d}: {v.fmt(3)}   {t:7.0f} tokens per problem")
+print(f"RL model, one answer: {rl.fmt(3)}   {rl_tokens:7.0f} tokens per problem")
+""")
+
+md(r"""
+[[N]] (At what n the vote matches the RL model's one answer, and at what token cost.)
+
+## 9. What the tiny world does not show
+
+- **Reasoning that RL discovered.** The start could already write worked answers; RL chose them. R1-Zero's base model had never been fine-tuned to reason, and its long answers had to be found by sampling. The calibration in `docs/maintainers.md` shows why the tiny world starts elsewhere: from a model trained on worked answers only, GRPO fitted the problems it practised, by their names, and moved nothing on new problems in 40 steps.
+- **Better steps.** In 20 steps the worked answers did not become more accurate (section 5). SFT needed about 1,000 steps of 32 demonstrations to teach this task.
+- **One start.** Every seed starts from one model; another start (another draw of which answers were worked) gave a different pass@1 before and after (maintainers' notes, one run).
+- **Small k.** pass@k stops at 64, and four names make guessing cheap.
+""")
+
+md(r"""
+## Self-check
+""")
+
+code(r"""
+from course_tools.selfcheck import quiz
+
+quiz("17")
+""")
+
+md(r"""
+## Exercises
+""")
+md(r"""
+**1. Predict, then run: what does the format reward alone do?** (reading, 5 minutes). Nearly every answer of the start is well-formed. Before you look at section 7's `format` arm: will pass@1 rise, stay or fall, and will the share of worked answers rise, stay or fall? Why?
+""")
+
+code(r"""
+prediction = ""   # e.g. "pass@1 falls, worked share falls: ..."
+""")
+
+code(r"""
+for k in ("pass1", "worked_share", "format_rate"):
+    print(f"{k:14s} start {sweep.summary(k, kind='final', arm='start')[None].fmt(3)}   "
+          f"format reward {sweep.summary(k, kind='final', arm='format')[None].fmt(3)}")
+print(f"answer length at the last step: {np.nanmean(curve('length', 'format')[-1]):.1f} tokens "
+      f"(step 1: {np.nanmean(curve('length', 'format')[0]):.1f})")
+if prediction:
+    print("you predicted:", prediction)
+""", folded=True)
+
+md(r"""
+<details><summary>Answer</summary>
+
+[[N]] A reward that every answer earns gives no signal: a group whose answers all score 1 has zero advantage. The only spread comes from the rare malformed answer, which is pushed down, and a long worked answer has more tokens in which to go wrong than "Answer: Ben.", so the signal leans towards the short, direct style, which is right less often. (The mechanism is a hypothesis; the shares and lengths are measured.) A format reward is useful beside correctness, when a model does not yet keep the format; alone it rewards the form, and the cheapest form wins.
+
+</details>
+""")
+
+md(r"""
+**2. Change and measure: how many samples per problem does a zero-spread group cost?** (notebook, 5 minutes). A group of G answers to a problem the model gets right with probability p has no spread, and so no gradient, with probability p^G + (1 - p)^G. Change `GROUP_SIZE` and see what share of groups is wasted at the start's pass@1 and at the RL model's.
+""")
+
+code(r"""
+GROUP_SIZE = 8
+for name, p in (("start", before["pass1"]), ("after RL", after["pass1"])):
+    print(f"{name:9s} p = {p:.3f}: share of groups with no spread (one problem, p fixed) {p ** GROUP_SIZE + (1 - p) ** GROUP_SIZE:.3f}")
+""")
+
+md(r"""
+<details><summary>Answer</summary>
+
+The formula assumes that every problem has the same p, which it does not: a problem the model always solves (p = 1) or never solves (p = 0) gives no spread at any G. So the logged `zero_std_groups` of a run is higher than the formula at the mean pass@1. The measured cell compares the two on the live run's last steps. More answers per group waste fewer groups, but each step then costs more samples; DAPO's dynamic sampling (`GRPOConfig.dynamic_sampling`) draws more problems instead and keeps only the groups with a spread.
+
+</details>
+""")
+
+code(r"""
+p = after["pass1"]
+for g in (2, 4, 8, 16):
+    print(f"G = {g:2d}: formula at p = {p:.3f}: {p ** g + (1 - p) ** g:.3f}")
+last = result.history[-5:]
+print(f"the live run's logged zero_std_groups over its last 5 steps (G = 8): {np.mean([h['zero_std_groups'] for h in last]):.3f}")
+""", folded=True)
+
+md(r"""
+**3. Derive: the unbiased pass@k estimator** (paper, 10 minutes). A problem was answered n times and c answers were right. Show that 1 - C(n-c, k) / C(n, k) is the chance that k answers drawn without replacement from those n include a right one, and that its expectation over the n samples equals the true pass@k = 1 - (1 - p)^k. Then say why 1 - (1 - c/n)^k, the plug-in estimate, is biased, and in which direction.
+""")
+
+md(r"""
+<details><summary>Answer</summary>
+
+Draw k of the n answers without replacement. All C(n, k) subsets are equally likely; those with no right answer are the C(n-c, k) subsets of the n - c wrong ones. So the chance of at least one right answer is 1 - C(n-c, k)/C(n, k). For the expectation: think of the n answers as n independent draws and the k-subset as k of them chosen at random; k independent draws contain no right answer with probability (1 - p)^k, whichever k are chosen, so the expectation of the estimator is 1 - (1 - p)^k. The plug-in estimate 1 - (1 - ĉ)^k with ĉ = c/n applies a concave function (x ↦ 1 - (1 - x)^k) to an unbiased estimate of p, so by Jensen's inequality its expectation is at most the true pass@k: it underestimates, most at small n and large k. With c = 0 both give 0; with n = k the unbiased estimator is 1 whenever c ≥ 1.
+
+</details>
+""")
+
+md(r"""
+**4. Explain this output: the worked answers did not get better** (reading, 5 minutes). In section 5, pass@1 rose a lot, but `accuracy_worked`, the share right among worked answers, stayed where it was. Explain how both can be true, and what it says about what RL learned in 20 steps.
+""")
+
+md(r"""
+<details><summary>Answer</summary>
+
+pass@1 is a mixture: worked share × accuracy of worked answers + direct share × accuracy of direct ones. RL moved the mixture weight, from about half worked answers to nearly all, and kept each style's accuracy. One decision, made at the first token and shared by every problem, carries the whole gain. Learning better steps would mean changing how the model applies the swap rule inside each step, a skill that SFT needed about a thousand steps of demonstrations to learn; in 20 RL steps, with one or two deciding tokens per answer, RL did not change it measurably. This is the tiny world's version of Yue et al.'s reading: RL here made the model use more often what it could already do.
+
+</details>
+""")
+
+md(r"""
+## What this chapter measured, and its limits
+
+[[N]] (bullets: the effect table with intervals; one start; 20 steps; the tiny world's task.)
+""")
+
+nb["cells"] = C
+nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+                  "language_info": {"name": "python"},
+                  "prose_check": {"declared": {}}}
+nbf.write(nb, "/tmp/wt/chapters/17_verifiable_rewards.ipynb")
