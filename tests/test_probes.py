@@ -92,3 +92,12 @@ def test_the_same_behaviour_gives_the_same_records_and_another_does_not():
     off = _run(code, {"f": lambda x: [v * 2 + 1 for v in x]})
     assert solution.keys() == again.keys() and all(same(solution[k], again[k]) for k in solution)
     assert not all(same(solution[k], off.get(k)) for k in solution)
+
+
+def test_a_student_value_inside_an_f_string_is_recorded_and_the_code_still_runs():
+    """A tainted name in an f-string argument: the probe wraps the name, never the f-string's
+    own formatted part (which ``ast.unparse`` cannot write back)."""
+    code, _ = _probe("got = f([1])\nassert f([len(f'{got}')]) == [6], 'the text of got'\n")
+    assert "[6]" not in code
+    records = _run(code, {"f": lambda x: [v * 2 for v in x]})
+    assert [6] in [v for vs in records.values() for v in vs]

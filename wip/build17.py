@@ -404,4 +404,4 @@ nb["cells"] = C
 nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
                   "language_info": {"name": "python"},
                   "prose_check": {"declared": {}}}
-nbf.write(nb, "/tmp/wt/chapters/17_verifiable_rewards.ipynb")
+nbf.write(nb, "/work/main/chapters/17_verifiable_rewards.ipynb")

@@ -76,24 +76,24 @@ def classify(response, answer):
 
 cell("code", r"""
 worked = row["response"]
-name = row["answer"]
-assert classify(worked, name) == "correct", "the task's own worked answer is correct"
-assert classify(f"Answer: {name}.", name) == "correct", "a direct answer with the right name is correct"
-assert classify("Answer: Zed.", name) == "wrong_answer", "a well-formed answer with another name is wrong_answer"
-assert classify(worked.rsplit(" Answer:", 1)[0], name) == "no_answer", "steps cut before the answer: no_answer"
-assert classify("Answer: nobody", name) == "bad_answer", "no capitalised name after Answer: is bad_answer"
-assert classify(f"Answer: {name}. Answer: {name}.", name) == "extra_text", "two answers: extra_text"
-assert classify(f"I think so. Answer: {name}.", name) == "bad_steps", "text that is not a step before the answer"
-assert classify("", name) == "no_answer", "an empty string has no answer"
+holder = row["answer"]
+assert classify(worked, holder) == "correct", "the task's own worked answer is correct"
+assert classify(f"Answer: {holder}.", holder) == "correct", "a direct answer with the right name is correct"
+assert classify("Answer: Zed.", holder) == "wrong_answer", "a well-formed answer with another name is wrong_answer"
+assert classify(worked.rsplit(" Answer:", 1)[0], holder) == "no_answer", "steps cut before the answer: no_answer"
+assert classify("Answer: nobody", holder) == "bad_answer", "no capitalised name after Answer: is bad_answer"
+assert classify(f"Answer: {holder}. Answer: {holder}.", holder) == "extra_text", "two answers: extra_text"
+assert classify(f"I think so. Answer: {holder}.", holder) == "bad_steps", "text that is not a step before the answer"
+assert classify("", holder) == "no_answer", "an empty string has no answer"
 print("classify passes the visible tests")
 ### BEGIN HIDDEN TESTS
 from course_utils.reasoning.verifier import verify
-hidden = [worked, f"  Answer:{name}  ", f"Answer: {name}", f"Answer: {name}!", "Answer:", "answer: Ben.",
-          worked.replace(" swap:", " swapped:"), worked + " Thanks.", f"{worked} Answer: {name}.",
-          f"Mia and Tom swap: Tom has it.  Answer: {name}.", "Answer: Ben. Answer: Sam.", "\n\n", "Answer: B.",
+hidden = [worked, f"  Answer:{holder}  ", f"Answer: {holder}", f"Answer: {holder}!", "Answer:", "answer: Ben.",
+          worked.replace(" swap:", " swapped:"), worked + " Thanks.", f"{worked} Answer: {holder}.",
+          f"Mia and Tom swap: Tom has it.  Answer: {holder}.", "Answer: Ben. Answer: Sam.", "\n\n", "Answer: B.",
           "Mia and Tom swap: Tom has it. Answer: Mia.", "Answer: Mia and Tom.", "Answer: Mia.\n"]
-for text in hidden:
-    assert classify(text, name) == verify(text, name).label, f"hidden: classify({text!r})"
+for reply in hidden:
+    assert classify(reply, holder) == verify(reply, holder).label, "hidden: classify must give verify's class for this answer"
 for r in data["test"]:
     assert classify(r["response"], r["answer"]) == "correct", "hidden: every worked answer of the test split"
 ### END HIDDEN TESTS
@@ -138,14 +138,14 @@ print("pass_at_k passes the visible tests")
 ### BEGIN HIDDEN TESTS
 from course_utils.reasoning.scaling import pass_at_k as reference
 for n, c, k in [(64, 3, 8), (256, 17, 100), (1000, 1, 999), (7, 7, 7), (64, 0, 64), (3, 1, 2)]:
-    assert abs(pass_at_k(n, c, k) - reference(n, c, k)) < 1e-9, f"hidden: pass_at_k({n}, {c}, {k})"
+    assert abs(pass_at_k(n, c, k) - reference(n, c, k)) < 1e-9, "hidden: pass_at_k for a larger n, c and k"
 for n, c, k in [(5, 2, 0), (5, 2, 6), (5, -1, 1)]:
     try:
         pass_at_k(n, c, k)
     except ValueError:
         pass
     else:
-        raise AssertionError(f"hidden: pass_at_k({n}, {c}, {k}) must raise ValueError")
+        raise AssertionError("hidden: k = 0, k > n and c < 0 must raise ValueError")
 ### END HIDDEN TESTS
 """, "test_pass_at_k", grade=True, points=3)
 
@@ -183,14 +183,14 @@ rng = random.Random(7)
 for g in (2, 3, 8):
     rewards = [float(rng.random() < 0.8) for _ in range(g * 25)]
     want = sum(len(set(rewards[i:i + g])) == 1 for i in range(0, len(rewards), g)) / 25
-    assert abs(zero_spread_share(rewards, g) - want) < 1e-12, f"hidden: 25 groups of {g}"
+    assert abs(zero_spread_share(rewards, g) - want) < 1e-12, "hidden: 25 random groups of 2, 3 and 8"
 for args in [([], 4), ([1.0, 1.0], 1)]:
     try:
         zero_spread_share(*args)
     except ValueError:
         pass
     else:
-        raise AssertionError(f"hidden: zero_spread_share{args} must raise ValueError")
+        raise AssertionError("hidden: no rewards, or groups of one, must raise ValueError")
 ### END HIDDEN TESTS
 """, "test_zero_spread_share", grade=True, points=3)
 
@@ -207,6 +207,6 @@ nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "langua
                                     "mimetype": "text/x-python", "name": "python", "nbconvert_exporter": "python",
                                     "pygments_lexer": "ipython3", "version": "3.11.7"}}
 import os
-os.makedirs("/tmp/wt/solutions/lab14_verifiable_rewards", exist_ok=True)
-nbf.write(nb, "/tmp/wt/solutions/lab14_verifiable_rewards/lab14_verifiable_rewards.ipynb")
+os.makedirs("/work/main/solutions/lab14_verifiable_rewards", exist_ok=True)
+nbf.write(nb, "/work/main/solutions/lab14_verifiable_rewards/lab14_verifiable_rewards.ipynb")
 print("written")

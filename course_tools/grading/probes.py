@@ -111,7 +111,7 @@ class _Cell(Taint):
             def generic_visit(self, n):
                 n = super().generic_visit(n)
                 if (isinstance(n, ast.expr) and isinstance(getattr(n, "ctx", ast.Load()), ast.Load)
-                        and not isinstance(n, (ast.Constant, ast.Starred, ast.keyword, ast.Slice))
+                        and not isinstance(n, (ast.Constant, ast.Starred, ast.keyword, ast.Slice, ast.FormattedValue))
                         and cell.is_tainted(n, extra) and not _is_probe(n)):
                     counter[0] += 1
                     return _call(_REC, ast.Constant(f"{key}.{counter[0]}"), n)

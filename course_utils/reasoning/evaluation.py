@@ -66,9 +66,12 @@ def sft_reasoning(worked: bool = True, steps: int = 600, seed: int = 0, n_train:
     set_seed(seed)
     data = make_reasoning_data(seed=seed, n_train=n_train, worked=worked, worked_share=worked_share)
     model, tok = load_model(start)
+    if worked_share is not None:
+        desc = f"SFT, {worked_share:.0%} worked answers"
+    else:
+        desc = f"SFT, {'worked' if worked else 'direct'} answers"
     config = TrainConfig(steps=steps, batch_size=batch_size, lr=lr, warmup_steps=20, seed=seed,
-                         eval_every=eval_every, desc="SFT, " + (f"{worked_share:.0%} worked answers" if worked_share is not None
-                                           else f"{'worked' if worked else 'direct'} answers"))
+                         eval_every=eval_every, desc=desc)
     eval_fn = None
     if eval_every:
         rows = list(data["test"])[:n_eval]
@@ -80,19 +83,21 @@ def sft_reasoning(worked: bool = True, steps: int = 600, seed: int = 0, n_train:
     return model, tok, data, result
 
 
-def style_report(model, tokenizer, rows: Sequence[Mapping], n_samples: int = 4, seed: int = 1) -> dict[str, float]:
+def style_report(model, tokenizer, rows: Sequence[Mapping], n_samples: int = 4, seed: int = 1,
+                 worked: bool = True) -> dict[str, float]:
     """Temperature-1 answers (``n_samples`` per problem) split by style: ``pass1`` (the share right),
     ``worked_share`` (answers with at least one step sentence), ``accuracy_worked``,
     ``accuracy_direct`` (the share right among answers of each style; 0.0 for a style never
-    written) and ``format_rate``."""
+    written) and ``format_rate``. ``worked=False`` gives the answers only a direct answer's
+    room (:func:`answer_budget`)."""
     many = [r for r in rows for _ in range(n_samples)]
-    _, verdicts = check_answers(model, tokenizer, many, temperature=1.0, seed=seed)
-    worked = [bool(v.steps) for v in verdicts]
+    _, verdicts = check_answers(model, tokenizer, many, worked=worked, temperature=1.0, seed=seed)
+    styles = [bool(v.steps) for v in verdicts]
 
     def accuracy(style: bool) -> float:
-        picked = [v.correct for v, w in zip(verdicts, worked) if w == style]
+        picked = [v.correct for v, w in zip(verdicts, styles) if w == style]
         return sum(picked) / len(picked) if picked else 0.0
-    return {"pass1": sum(v.correct for v in verdicts) / len(verdicts), "worked_share": sum(worked) / len(worked),
+    return {"pass1": sum(v.correct for v in verdicts) / len(verdicts), "worked_share": sum(styles) / len(styles),
             "accuracy_worked": accuracy(True), "accuracy_direct": accuracy(False),
             "format_rate": sum(v.well_formed for v in verdicts) / len(verdicts)}
 

@@ -30,7 +30,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 
 from course_utils.alignment.grpo import GRPOConfig
-from course_utils.reasoning.evaluation import answer_budget, check_answers
+from course_utils.reasoning.evaluation import answer_budget, style_report
 from course_utils.reasoning.verifier import correctness_reward, step_reward, verify
 
 Reward = Callable[[str, Mapping], float]
@@ -76,14 +76,13 @@ def verifier_log(problems: Sequence[Mapping], tokenizer):
 
 
 def heldout_pass1(problems: Sequence[Mapping], tokenizer, n_samples: int = 4, seed: int = 0, worked: bool = True):
-    """``eval_fn(policy) -> {"pass1": ...}``: the share right of ``n_samples`` answers per problem at temperature 1."""
+    """``eval_fn(policy) -> {"pass1": ...}``: the share right of ``n_samples`` answers per problem at
+    temperature 1 (:func:`~course_utils.reasoning.evaluation.style_report`'s ``pass1``)."""
     if not problems:
         raise ValueError("no held-out problems")
-    rows = [p for p in problems for _ in range(n_samples)]
 
     def eval_fn(policy) -> dict[str, float]:
-        _, verdicts = check_answers(policy, tokenizer, rows, worked=worked, temperature=1.0, seed=seed)
-        return {"pass1": sum(v.correct for v in verdicts) / len(verdicts)}
+        return {"pass1": style_report(policy, tokenizer, problems, n_samples, seed, worked)["pass1"]}
     return eval_fn
 
 
