@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"))
 # Re-run at reduced size in every test run (cheap and deterministic); the rest on request:
 # COURSE_REPRODUCE_ALL=1 pytest tests/test_experiments.py
-REPRODUCE = ["reinforce_baseline", "safety_frontier", "safety_rewards", "safety_cai"]
+REPRODUCE = ["reinforce_baseline", "safety_frontier", "safety_rewards", "safety_cai", "rlvr"]
 
 # Stored rows are compared field by field: strings, integers and booleans exactly, floats within
 # ABS_TOL + REL_TOL * |stored|. Measured: every sweep's smoke rows, re-run on a second x86-64

@@ -11,9 +11,9 @@ def code(s, folded=False):
 md(r"""
 # Chapter 17 — Verifiable rewards: reasoning learned from a checker
 
-Since 2025 much of post-training has moved from reward models to **checkers**. DeepSeek-R1-Zero (DeepSeek-AI, 2025) was trained with GRPO (chapter 11; Shao et al., 2024) on math and code problems whose answers a program can check, with two rewards: one for a right answer, one for the right format (reasoning between `<think>` tags, then the answer). Its answers grew longer as its reward rose, and the paper read the longer answers as the model learning to reason. Later work asked what RL of this kind really adds: whether it teaches new abilities or only makes the model pick what it could already do (Yue et al., 2025, with pass@k), why answers grow long (Liu et al., 2025, Dr. GRPO), and how the entropy of the model's samples limits what RL can still find (Cui et al., 2025).
+Since late 2024, much of the post-training of reasoning models has used **checkers** instead of reward models: RL with verifiable rewards (RLVR, named in Tülu 3; Lambert et al., 2024). DeepSeek-R1-Zero (DeepSeek-AI, 2025) was trained with GRPO (chapter 11; Shao et al., 2024) on math and code problems whose answers a program can check, with two rewards: one for a right answer, one for the right format (reasoning between `<think>` tags, then the answer). Its answers grew longer as its reward rose, and the paper read the longer answers as the model learning to reason. Later work asked what RL of this kind really adds: whether it teaches new abilities or only makes the model pick what it could already do (Yue et al., 2025, with pass@k), why answers grow long (Liu et al., 2025, Dr. GRPO), and how the entropy of the model's samples limits what RL can still find (Cui et al., 2025).
 
-Every one of those papers needs a GPU for hours and shows single runs. The tiny world can show the same effects on a laptop, with seeds and intervals, because its answers are exactly checkable. It can also show where the tiny world differs.
+Those studies ran on many GPUs, and most report one run per setting, without intervals over seeds. The tiny world can show analogues of their effects on a laptop, with seeds and intervals, because its answers are exactly checkable. It can also show where the tiny world differs.
 
 | section | what |
 |---|---|
@@ -37,11 +37,10 @@ import numpy as np
 from course_utils.dashboard import RunDashboard
 from course_utils.evaluation.uncertainty import mean_ci
 from course_utils.experiments import load
-from course_utils.models import generate, load_model
-from course_utils.reasoning.evaluation import answer_budget, style_report
+from course_utils.models import load_model
+from course_utils.reasoning.evaluation import style_report
 from course_utils.reasoning.tasks import make_reasoning_data
-from course_utils.reasoning.verifier import (correctness_reward, failure_table, format_reward, step_reward,
-                                             verify)
+from course_utils.reasoning.verifier import correctness_reward, format_reward, step_reward, verify
 from course_utils.training import set_seed
 
 set_seed(0)
@@ -80,12 +79,13 @@ md(r"""
 
 ## 2. The verifier
 
-RL with verifiable rewards replaces the reward model by a program. `verify` sorts every answer into exactly one class: right, wrong name, or one of four format failures (CS336's `math_baseline` analysis sorts a model's failures the same way). Each reward is a function of the answer and the problem, and none raises on any string.
+RL with verifiable rewards replaces the reward model by a program. `verify` sorts every answer into exactly one class: right, wrong name, or one of four format failures (CS336's `math_baseline` exercise sorts a model's failures into coarser classes of the same kind). Each reward is a function of the answer and the problem, and none raises on any string. A "name" is only a pattern, a capital letter and small ones, so "Nobody" is a wrong name while "nobody" is no name at all.
 """)
 
 code(r"""
-answers = [row["response"], f"Answer: {row['answer']}.", "Answer: Nobody.", "Mia has it.",
-           row["response"].replace("Answer:", "Answer: Sam. Answer:"), row["response"].rsplit(" Answer:", 1)[0]]
+answers = [row["response"], f"Answer: {row['answer']}.", "Answer: Nobody.", "Answer: nobody.",
+           f"I think so. Answer: {row['answer']}.", row["response"].replace("Answer:", "Answer: Sam. Answer:"),
+           row["response"].rsplit(" Answer:", 1)[0]]
 for a in answers:
     v = verify(a, row["answer"])
     print(f"{v.label:12s} correct {correctness_reward(a, row):.0f}  format {format_reward(a):.0f}  "
@@ -111,7 +111,7 @@ md(r"""
 
 ## 4. RL with the verifier's reward (live)
 
-`rlvr_config` holds the course's settings for chapter 11's GRPO here: 16 problems a step, 8 answers each at temperature 1, learning rate 1e-4 with a warm-up and a decay, one update per batch, no KL penalty (as Dr. GRPO and DAPO). The problems come from the `rl` split: 3,000 problems no worked answer was ever written for. The plot shows the reward (the share right), the answers' length, the token entropy and the share of groups with no spread (all right or all wrong: no gradient).
+`rlvr_config` holds the course's settings for chapter 11's GRPO here: 16 problems a step, 8 answers each at temperature 1, learning rate 1e-4 with a warm-up and a decay, one update per batch, no KL penalty (as Dr. GRPO and DAPO). The problems come from the `rl` split: 3,000 problems the model never trained on; the reward reads only the name after "Answer:". The plot shows the reward (the share right), the answers' length, the token entropy and the share of groups with no spread (all right or all wrong: no gradient).
 """)
 
 code(r"""
@@ -155,7 +155,7 @@ md(r"""
 
 ### Does the answer lengthen as the reward rises?
 
-R1-Zero's best-known plot is its answer length climbing through training. Here is ours: the mean length of the sampled answers against the reward, step by step, over 5 seeds.
+R1-Zero's best-known plot is its answer length climbing through training. Here are ours, step by step over 5 seeds: the reward, the mean length of the sampled answers and the token entropy.
 """)
 
 code(r"""
@@ -181,7 +181,7 @@ md(r"""
 
 ### Entropy and the entropy–performance law
 
-Cui et al. (2025) found that the reward R of RLVR runs follows the entropy H of the policy as R = -a e^H + b: reward is bought with entropy, and once the entropy is spent the reward stops rising. They fit a and b on the first part of a run and predicted its end. We fit on the first quarter of the steps (5 of 20, over all seeds) and compare the prediction at the last step's entropy with what happened.
+Cui et al. (2025) found that the validation performance R of RLVR runs follows the entropy H of the policy as R = -a e^H + b: performance is bought with entropy, and once the entropy is spent it stops rising. They fit a and b on the early part of a run and predicted its end. We try the same with the *training* reward (the share right of the sampled answers), which the sweep logs at every step: fit on the first quarter of the steps (5 of 20, over all seeds) and compare the prediction at the last step's entropy with what happened. Two limits before we look: those 5 steps are the warm-up, while the learning rate still rises; and at entropies this small, e^H is close to 1 + H, so the law cannot be told apart from a straight line in H.
 """)
 
 code(r"""
@@ -190,7 +190,8 @@ n_fit = max(2, len(steps) // 4)
 X = np.column_stack([-np.exp(H[:n_fit].ravel()), np.ones(H[:n_fit].size)])
 (a, b), *_ = np.linalg.lstsq(X, R[:n_fit].ravel(), rcond=None)
 predicted = -a * np.exp(H[-1].mean()) + b
-print(f"fit on steps 1-{n_fit}: R = -{a:.2f} e^H + {b:.2f}")
+print(f"fit on steps 1-{n_fit}: R = -a e^H + b with a = {a:.2f}, b = {b:.2f}")
+print(f"entropy in the fit: {H[:n_fit].min():.4f} to {H[:n_fit].max():.4f} nats")
 print(f"last step: entropy {H[-1].mean():.4f}, reward predicted {predicted:.3f}, measured {R[-1].mean():.3f} "
       f"(seeds {R[-1].min():.3f} to {R[-1].max():.3f})")
 """)
@@ -202,7 +203,7 @@ md(r"""
 
 pass@k is the chance that at least one of k answers is right. From n ≥ k samples of which c are right, `course_utils.reasoning.scaling.pass_at_k` computes the unbiased estimator 1 - C(n-c, k) / C(n, k) (Chen et al., 2021). Yue et al. (2025) compared such curves for a model before and after RLVR, up to k = 256, and found that RL wins at small k while the model before RL catches up and overtakes it at large k: RL made the model pick its good answers more often, not find answers it could not find before.
 
-The sweep sampled 64 answers to each of 50 held-out problems from the start and from the RL model of every seed. With four children to name, a guess is right one time in four, so plain pass@k saturates quickly; the second panel counts only answers that are right *and* worked, with every step stated.
+The sweep sampled 64 answers to each of 50 held-out problems from the start and from the RL model of every seed. With four children to name, a guess is right one time in four, so plain pass@k saturates quickly; the second panel counts only answers that are right *and* worked (at least one step sentence before the answer).
 """)
 
 code(r"""
@@ -228,15 +229,15 @@ md(r"""
 md(r"""
 ## 7. Which reward, which loss
 
-Four more arms ran from the same start with the same seeds and steps, changing one thing each:
+Five more arms ran from the same start with the same seeds and steps:
 
 | arm | what changes |
 |---|---|
 | `format` | the format reward alone: 1 for a well-formed answer, whatever the name (R1-Zero's second reward, alone) |
 | `both` | correctness + 0.2 × format, rescaled to [0, 1] |
 | `grpo_mean` | the GRPO paper's loss: each answer's tokens averaged first, then the answers (short answers weigh more per token) |
-| `dr_grpo` | Dr. GRPO (Liu et al., 2025): a constant denominator and no division by the group's standard deviation |
-| `expert` | expert iteration at the same number of samples: keep the right answers, raise their likelihood (STaR, RAFT); no baseline, nothing pushed down |
+| `dr_grpo` | Dr. GRPO (Liu et al., 2025): a constant denominator and no division by the group's standard deviation (two changes) |
+| `expert` | expert iteration at the same number of samples, in the spirit of STaR (Zelikman et al., 2022) and RAFT (Dong et al., 2023): keep the right answers and raise their likelihood, one update per batch; no baseline, no answer given a negative weight |
 """)
 
 code(r"""
@@ -252,7 +253,7 @@ md(r"""
 
 ### Long wrong answers: GRPO's per-answer mean against Dr. GRPO
 
-Liu et al. (2025) argue that GRPO's per-answer mean, 1/|o|, pushes a long wrong answer down less per token than a short one, so wrong answers drift longer. The tiny world can check the length of the *wrong* answers under each aggregation.
+Liu et al. (2025) argue that GRPO's per-answer mean, 1/|o|, pushes a long wrong answer down less per token than a short one, so wrong answers drift longer, and that part of the length growth reported for R1-Zero-like runs comes from this bias. The contrast that isolates the aggregation is `grpo_mean` (per answer) against `correct` (the course's default, per token over the batch); `dr_grpo` also drops the division by the standard deviation. The tiny world can check the length of the *wrong* answers under each.
 """)
 
 code(r"""
@@ -273,7 +274,7 @@ md(r"""
 
 ## 8. Test-time compute: majority vote against RL
 
-RL is not the only way to spend compute on answers. Self-consistency (Wang et al., 2023) samples n answers and answers with the most common name; with a verifier, best-of-n answers right whenever any of the n is right (that is pass@n). Both cost n answers at test time; RL costs training once and one answer after. The sweep counted the tokens.
+RL is not the only way to spend compute on answers. Self-consistency (Wang et al., 2023) samples n answers and answers with the most common name. Best-of-n with *this* checker would answer right whenever any of the n is right (that is pass@n), but the checker needs the true answer, which a deployed model does not have: pass@n is an upper bound, not a method. Majority vote needs no checker. It costs n answers at test time; RL costs training once and one answer after. The sweep counted the tokens.
 """)
 
 code(r"""
@@ -299,7 +300,7 @@ md(r"""
 
 ## 9. What the tiny world does not show
 
-- **Reasoning that RL discovered.** The start could already write worked answers; RL chose them. R1-Zero's base model had never been fine-tuned to reason, and its long answers had to be found by sampling. The calibration in `docs/maintainers.md` shows why the tiny world starts elsewhere: from a model trained on worked answers only, GRPO fitted the problems it practised, by their names, and moved nothing on new problems in 40 steps.
+- **Reasoning that RL discovered.** The start could already write worked answers; RL chose them. R1-Zero's base model had never been fine-tuned to reason, and its long answers had to be found by sampling. The calibration in `docs/maintainers.md` shows why the tiny world starts elsewhere: from models trained on worked answers only, GRPO on a small pool of problems fitted those problems by their names and lost accuracy on new ones, and on the whole `rl` split it moved held-out accuracy by little more than noise.
 - **Better steps.** In 20 steps the worked answers did not become more accurate (section 5). SFT needed about 1,000 steps of 32 demonstrations to teach this task.
 - **One start.** Every seed starts from one model; another start (another draw of which answers were worked) gave a different pass@1 before and after (maintainers' notes, one run).
 - **Small k.** pass@k stops at 64, and four names make guessing cheap.
@@ -345,7 +346,7 @@ md(r"""
 """)
 
 md(r"""
-**2. Change and measure: how many samples per problem does a zero-spread group cost?** (notebook, 5 minutes). A group of G answers to a problem the model gets right with probability p has no spread, and so no gradient, with probability p^G + (1 - p)^G. Change `GROUP_SIZE` and see what share of groups is wasted at the start's pass@1 and at the RL model's.
+**2. Change and measure: how many samples per problem does a zero-spread group cost?** (notebook, 5 minutes). A group of G answers to a problem the model gets right with probability p has no spread, and so no policy-gradient signal, with probability p^G + (1 - p)^G (a 0/1 reward, independent samples). Change `GROUP_SIZE` and see what share of groups is wasted at the start's pass@1 and at the RL model's.
 """)
 
 code(r"""
@@ -357,17 +358,17 @@ for name, p in (("start", before["pass1"]), ("after RL", after["pass1"])):
 md(r"""
 <details><summary>Answer</summary>
 
-The formula assumes that every problem has the same p, which it does not: a problem the model always solves (p = 1) or never solves (p = 0) gives no spread at any G. So the logged `zero_std_groups` of a run is higher than the formula at the mean pass@1. The measured cell compares the two on the live run's last steps. More answers per group waste fewer groups, but each step then costs more samples; DAPO's dynamic sampling (`GRPOConfig.dynamic_sampling`) draws more problems instead and keeps only the groups with a spread.
+The formula assumes that every problem has the same p, which it does not: a problem the model always solves (p = 1) or never solves (p = 0) gives no spread at any G. f(p) = p^G + (1 - p)^G is convex, so the mean of f over problems is at least f at the mean p (Jensen's inequality): on average, a run wastes more groups than the formula says at its mean reward. The measured cell compares the two on the live run's last 5 steps, with p the mean reward of those same steps (80 groups, so the comparison is noisy). More answers per group waste fewer groups, but each step then costs more samples; DAPO's dynamic sampling (`GRPOConfig.dynamic_sampling`) draws more problems instead and keeps only the groups with a spread.
 
 </details>
 """)
 
 code(r"""
-p = after["pass1"]
-for g in (2, 4, 8, 16):
-    print(f"G = {g:2d}: formula at p = {p:.3f}: {p ** g + (1 - p) ** g:.3f}")
 last = result.history[-5:]
-print(f"the live run's logged zero_std_groups over its last 5 steps (G = 8): {np.mean([h['zero_std_groups'] for h in last]):.3f}")
+p = np.mean([h["reward"] for h in last])
+for g in (2, 4, 8, 16):
+    print(f"G = {g:2d}: formula at the last 5 steps' mean reward p = {p:.3f}: {p ** g + (1 - p) ** g:.3f}")
+print(f"the live run's logged zero_std_groups over those steps (G = 8): {np.mean([h['zero_std_groups'] for h in last]):.3f}")
 """, folded=True)
 
 md(r"""
@@ -377,7 +378,7 @@ md(r"""
 md(r"""
 <details><summary>Answer</summary>
 
-Draw k of the n answers without replacement. All C(n, k) subsets are equally likely; those with no right answer are the C(n-c, k) subsets of the n - c wrong ones. So the chance of at least one right answer is 1 - C(n-c, k)/C(n, k). For the expectation: think of the n answers as n independent draws and the k-subset as k of them chosen at random; k independent draws contain no right answer with probability (1 - p)^k, whichever k are chosen, so the expectation of the estimator is 1 - (1 - p)^k. The plug-in estimate 1 - (1 - ĉ)^k with ĉ = c/n applies a concave function (x ↦ 1 - (1 - x)^k) to an unbiased estimate of p, so by Jensen's inequality its expectation is at most the true pass@k: it underestimates, most at small n and large k. With c = 0 both give 0; with n = k the unbiased estimator is 1 whenever c ≥ 1.
+Draw k of the n answers without replacement. All C(n, k) subsets are equally likely; those with no right answer are the C(n-c, k) subsets of the n - c wrong ones. So the chance of at least one right answer is 1 - C(n-c, k)/C(n, k). For the expectation: think of the n answers as n independent draws and the k-subset as k of them chosen at random; k independent draws contain no right answer with probability (1 - p)^k, whichever k are chosen, so the expectation of the estimator is 1 - (1 - p)^k. The plug-in estimate 1 - (1 - p̂)^k with p̂ = c/n applies a concave function (x ↦ 1 - (1 - x)^k) to an unbiased estimate of p, so by Jensen's inequality its expectation is at most the true pass@k: it underestimates, most at small n and large k. With c = 0 both give 0; with n = k the unbiased estimator is 1 whenever c ≥ 1.
 
 </details>
 """)
@@ -389,7 +390,7 @@ md(r"""
 md(r"""
 <details><summary>Answer</summary>
 
-pass@1 is a mixture: worked share × accuracy of worked answers + direct share × accuracy of direct ones. RL moved the mixture weight, from about half worked answers to nearly all, and kept each style's accuracy. One decision, made at the first token and shared by every problem, carries the whole gain. Learning better steps would mean changing how the model applies the swap rule inside each step, a skill that SFT needed about a thousand steps of demonstrations to learn; in 20 RL steps, with one or two deciding tokens per answer, RL did not change it measurably. This is the tiny world's version of Yue et al.'s reading: RL here made the model use more often what it could already do.
+pass@1 is a mixture: worked share × accuracy of worked answers + direct share × accuracy of direct ones. RL moved the mixture weight, from about half worked answers to nearly all, and the worked answers' accuracy did not rise. (After RL so few answers are direct that their accuracy says little.) One decision, made at the first token and shared by every problem, carries the whole gain. Learning better steps would mean changing how the model applies the swap rule inside each step, a skill that SFT needed about a thousand steps of demonstrations to learn; in 20 RL steps, with one or two deciding tokens per answer, RL did not change it measurably. This is the tiny world's version of Yue et al.'s reading: RL here made the model use more often what it could already do.
 
 </details>
 """)

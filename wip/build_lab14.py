@@ -12,7 +12,7 @@ def cell(kind, src, gid, grade=False, solution=False, locked=True, points=None):
 cell("md", r"""
 # Lab 14: a verifier, pass@k and the groups that teach nothing
 
-**What you practise** (chapter 17): the checker that replaces a reward model in RL with verifiable rewards, with every failure sorted into a class; the unbiased estimator of pass@k from n samples; and the share of GRPO groups whose rewards have no spread, which give no gradient.
+**What you practise** (chapter 17): the checker that replaces a reward model in RL with verifiable rewards, with every failure sorted into a class; the unbiased estimator of pass@k from n samples; and the share of GRPO groups whose rewards have no spread, which give no policy-gradient signal (only a KL term moves the policy on them, if the run has one).
 
 **Time**: about 30 minutes.
 
@@ -38,13 +38,13 @@ FINAL = re.compile(r"Answer:\s*([A-Z][a-z]{1,15}\b)?(\.?)(.*)$", re.S)
 cell("md", r"""
 ## Part 1 (4 points): the verifier
 
-Write `classify(response, answer)` returning one of six class names. Strip the response of white space at both ends first, then decide in this order:
+Write `classify(response, answer)` returning one of six class names. Strip the response of white space at both ends first, then decide in this order (every match is case-sensitive: `"answer:"` is not `"Answer:"`):
 
 1. no `"Answer:"` anywhere: `"no_answer"`;
 2. `"Answer:"` more than once: `"extra_text"`;
-3. match `FINAL` at the first `"Answer:"`: group 1 is the name (None if what follows is not a name). No name: `"bad_answer"`;
+3. match `FINAL` at the first `"Answer:"`: group 1 is the name, a capital letter and 1 to 15 small ones (None if what follows is not such a name, so `"B"` is not one). No name: `"bad_answer"`;
 4. anything but white space after the name and its optional full stop (group 3, stripped): `"extra_text"`;
-5. the text before `"Answer:"` must be zero or more step sentences: match `STEP` at its start again and again, stripping white space between them; if anything is left: `"bad_steps"`;
+5. the text before `"Answer:"` must be zero or more step sentences: match `STEP` at its start again and again, stripping white space between them; if anything is left: `"bad_steps"`. Steps are checked by their pattern only, not against the problem's swaps;
 6. otherwise `"correct"` if the name equals `answer`, else `"wrong_answer"`.
 
 Any string must give a class; none may raise.
@@ -106,7 +106,7 @@ A problem was answered n times and c of the answers were right. Write `pass_at_k
 
   pass@k = 1 − C(n − c, k) / C(n, k)
 
-Return a Python float. When n − c < k every draw of k holds a right answer: return 1.0. Raise `ValueError` unless 0 ≤ c ≤ n and 1 ≤ k ≤ n. (`math.comb` computes C; for large n the product form 1 − ∏_{i=n−c+1}^{n} (1 − k / i) avoids huge numbers, and gives the same value.)
+First check the arguments: raise `ValueError` unless 0 ≤ c ≤ n and 1 ≤ k ≤ n. Then, when n − c < k, every draw of k holds a right answer: return 1.0. Otherwise return the formula's value as a Python float. (`math.comb` computes C; for large n the product form 1 − ∏_{i=n−c+1}^{n} (1 − k / i) avoids huge numbers, and gives the same value.)
 """, "part2-text")
 
 cell("code", r"""
@@ -134,6 +134,12 @@ except ValueError:
     pass
 else:
     raise AssertionError("c > n must raise ValueError")
+try:
+    pass_at_k(5, 1, 6)
+except ValueError:
+    pass
+else:
+    raise AssertionError("k > n must raise ValueError (check the arguments before anything else)")
 print("pass_at_k passes the visible tests")
 ### BEGIN HIDDEN TESTS
 from course_utils.reasoning.scaling import pass_at_k as reference
@@ -152,7 +158,7 @@ for n, c, k in [(5, 2, 0), (5, 2, 6), (5, -1, 1)]:
 cell("md", r"""
 ## Part 3 (3 points): groups with no spread
 
-GRPO samples G answers per problem and uses the group as its own baseline, so a group whose rewards are all equal gives no gradient. Write `zero_spread_share(rewards, group_size)`: `rewards` is a list of floats, group by group (the first `group_size` belong to the first problem, and so on). Return the share of groups (a Python float) whose rewards are all equal. Raise `ValueError` when `rewards` is empty, when `group_size < 2`, or when the rewards do not split into groups of `group_size`.
+GRPO samples G answers per problem and uses the group as its own baseline, so a group whose rewards are all equal gives no policy-gradient signal: every advantage in it is 0. Write `zero_spread_share(rewards, group_size)`: `rewards` is a list of floats, group by group (the first `group_size` belong to the first problem, and so on). Return the share of groups (a Python float) whose rewards are all equal. Raise `ValueError` when `rewards` is empty, when `group_size < 2`, or when the rewards do not split into groups of `group_size`.
 """, "part3-text")
 
 cell("code", r"""
@@ -197,7 +203,7 @@ for args in [([], 4), ([1.0, 1.0], 1)]:
 cell("md", r"""
 ## Where next
 
-`course_utils.reasoning.verifier.verify` is the same checker, `course_utils.reasoning.scaling.pass_at_k` the same estimator, and chapter 11's GRPO logs the share of groups with no spread as `zero_std_groups`. Chapter 17 uses all three: try your `pass_at_k` on its sweep's counts, and compare your `zero_spread_share` with p^G + (1 − p)^G from its exercise 2.
+`course_utils.reasoning.verifier.verify` is the same checker, `course_utils.reasoning.scaling.pass_at_k` the same estimator, and chapter 11's GRPO logs the share of groups with no spread as `zero_std_groups`. Chapter 17 uses all three: its section 6 plots pass@k from this estimator, and its exercise 2 compares the logged share of groups with no spread with p^G + (1 − p)^G.
 """, "outro")
 
 nb = nbf.v4.new_notebook()

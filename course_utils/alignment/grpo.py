@@ -75,10 +75,11 @@ Zelikman et al., 2022, and RAFT, Dong et al., 2023): the same groups, but the up
 the answers with the full reward (1.0: the right ones, for the verifier's correctness) and
 raises their log-likelihood, every kept token weighing the same::
 
-    L = - mean_{kept answers i, tokens t} rho_it,      rho_it = pi(token) / pi_old(token)
+    L = - mean_{kept answers i, tokens t} rho_it  +  beta * mean_{kept i, t} k3_it,      rho_it = pi(token) / pi_old(token)
 
-With one update per batch rho is 1 when the gradient is taken, and the gradient is exactly
-SFT's on the kept answers: no baseline, nothing pushed down. ``kept_answers`` logs their share;
+With one update per batch rho is 1 when the gradient is taken, and with ``beta = 0`` (as in
+:func:`course_utils.reasoning.rlvr.rlvr_config`) the gradient is exactly SFT's on the kept
+answers: no baseline, no answer given a negative weight (the softmax still lowers the rest). ``kept_answers`` logs their share;
 a step with none makes no update. Compared with GRPO at the same ``prompts_per_step`` and
 ``group_size``, it sees the same number of sampled answers.
 
