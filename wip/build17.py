@@ -75,7 +75,7 @@ print("a guess among the four children: 0.25")
 """)
 
 md(r"""
-[[N]] Worked answers win by a wide margin; direct ones stay near a guess. So writing the steps down is what lets this model solve the task, and RL can only help it if the steps are there to be found.
+Worked answers win by a wide margin: 0.836 against 0.258, and 0.258 is what guessing among the four children gives. (The worked answers' interval, 0.667 to 1.005, is a t interval over 5 seeds; it passes 1 because the seeds spread widely.) So writing the steps down is what lets this model solve the task, and RL can only help it if the steps are there to be found.
 
 ## 2. The verifier
 
@@ -107,7 +107,7 @@ for k, v in before.items():
 """)
 
 md(r"""
-[[N]] About half of its answers are worked, and those are right far more often than the direct ones. Nothing in the reward will tell the model which style to use: the verifier reads only the name after "Answer:".
+About half of its answers are worked (0.502), and those are right far more often than the direct ones: 0.786 against 0.166. Nothing in the reward will tell the model which style to use: the verifier reads only the name after "Answer:".
 
 ## 4. RL with the verifier's reward (live)
 
@@ -131,7 +131,9 @@ for k in before:
 """)
 
 md(r"""
-[[N]] In 20 steps the share of worked answers went from about a half to nearly all, and pass@1 on held-out problems rose with it. The answers grew longer as the reward rose, as R1-Zero's did. Here we can see why: the long answers are the worked ones, and those are the ones that are right. Look at the last column too: the worked answers themselves were not more often right after RL. RL chose the style that pays; in 20 steps it did not make the steps better.
+In 20 steps the share of worked answers went from 0.502 to 0.953, and pass@1 on held-out problems from 0.477 to 0.748. The answers grew longer as the reward rose (the second panel), as R1-Zero's did. Here we can see why: the long answers are the worked ones, and those are the ones that are right. Look at `accuracy_worked` too: 0.786 before, 0.780 after. RL chose the style that pays; in 20 steps it did not make the steps better.
+
+The dashboard's warning is about entropy: by step 5 the mean token entropy had fallen from 0.056 to 0.042 nats. The policy is settling on one answer per prompt, and what it no longer samples, RL can no longer reward. Section 5 follows the entropy to the end over 5 seeds.
 
 This is one seed. The next sections ask the same questions over 5 seeds.
 """)
@@ -151,7 +153,7 @@ for arm in ("start", "correct"):
 """)
 
 md(r"""
-[[N]] The live run's story holds over seeds: pass@1 rose, worked answers became nearly all answers, and the worked answers' own accuracy stayed where it was (its interval covers the start's).
+The live run's story holds over seeds: pass@1 rose from 0.457 to 0.730, worked answers went from 0.501 of all answers to 0.942, and the worked answers' own accuracy was 0.766 before and after (intervals [0.749, 0.782] and [0.742, 0.791]). The direct answers did not get better either (0.146 before, 0.137 after), and after RL they are few.
 
 ### Does the answer lengthen as the reward rises?
 
@@ -172,12 +174,13 @@ for ax, (metric, label) in zip(axes, [("reward", "reward (share right)"), ("leng
     ax.set_xlabel("step"); ax.set_title(label)
 fig.suptitle("GRPO with the correctness reward: mean over 5 seeds (band: min to max)")
 fig.tight_layout(); plt.show()
-lengths = curve("length")
-print(f"mean answer length, step 1: {lengths[0].mean():.1f} tokens; last step: {lengths[-1].mean():.1f}")
+for metric, unit, digits in (("reward", "", 3), ("length", " tokens", 1), ("entropy", " nats", 3)):
+    values = curve(metric)
+    print(f"mean {metric}, step 1: {values[0].mean():.{digits}f}{unit}; last step: {values[-1].mean():.{digits}f}{unit}")
 """)
 
 md(r"""
-[[N]] Length rose with the reward, as in R1-Zero. In the tiny world the cause is plain: a worked answer is about ten times as long as a direct one, and it is right far more often, so choosing it raises both. Whether the long answers of large models come only from such a choice is what Dr. GRPO disputes (section 7).
+Length rose with the reward, from 39.9 tokens at step 1 to 69.9 at the last, while the reward went from 0.427 to 0.708: R1-Zero's curve, in shape. In the tiny world the cause is plain: a worked answer is several sentences and a direct one is three words, and the worked one is right far more often, so choosing it raises both. Large models' long answers need not come only from such a choice; Liu et al. (2025) attribute part of the growth, in wrong answers, to GRPO's per-answer mean (section 7). Meanwhile the entropy fell from 0.063 to 0.022 nats: the collapse the dashboard warned about, in every seed.
 
 ### Entropy and the entropy–performance law
 
@@ -197,7 +200,7 @@ print(f"last step: entropy {H[-1].mean():.4f}, reward predicted {predicted:.3f},
 """)
 
 md(r"""
-[[N]] (Say whether the prediction falls inside the seeds' range, and how few points the fit rests on.)
+Not reproduced in this form. Fitted on the 5 warm-up steps, the law predicts a reward of 0.632 at the last step's entropy; the measured mean was 0.708, and every seed ended above the prediction (0.664 to 0.828). The fit rests on 5 steps of 5 seeds, with entropies only between 0.0415 and 0.0675 nats, where e^H is nearly a straight line, and on steps whose learning rate was still rising; a law fitted there has little to extrapolate from. What the tiny world does show is the law's qualitative half: the reward rose as the entropy fell (the curves above).
 
 ## 6. pass@k: does RL find answers the start could not?
 
@@ -217,14 +220,16 @@ for ax, metric, title in zip(axes, ("pass_at_k", "pass_at_k_worked"), ("any righ
     ax.set_xscale("log", base=2); ax.set_xlabel("k"); ax.set_title(title); ax.legend()
 axes[0].set_ylabel("pass@k (mean, 95% interval over seeds)")
 fig.tight_layout(); plt.show()
-for k in (1, 8, 64):
-    s0 = sweep.summary("pass_at_k_worked", kind="passk", arm="start", k=k)[None]
-    s1 = sweep.summary("pass_at_k_worked", kind="passk", arm="correct", k=k)[None]
-    print(f"k={k:3d}  right worked answers: start {s0.fmt(3)}   after RL {s1.fmt(3)}")
+print("right worked answers, mean [95% interval over seeds]; the difference is paired by seed")
+for k in ks:
+    s0 = sweep.values("pass_at_k_worked", kind="passk", arm="start", k=k)
+    s1 = sweep.values("pass_at_k_worked", kind="passk", arm="correct", k=k)
+    print(f"k={k:3d}  start {mean_ci(s0).fmt(3).rsplit(' (', 1)[0]}  after RL {mean_ci(s1).fmt(3).rsplit(' (', 1)[0]}  "
+          f"RL minus start {mean_ci(np.subtract(s1, s0)).fmt(3).rsplit(' (', 1)[0]}")
 """, folded=False)
 
 md(r"""
-[[N]] (Reproduced or not: say where the curves meet, whether the start overtakes, and that k = 64 is below Yue et al.'s 256.)
+RL wins clearly at small k: 0.705 against 0.389 at k = 1, and still 0.102 more at k = 4. At k = 8 the difference is 0.015 and its interval includes 0. From k = 16 on the start's mean is the higher (RL minus start: -0.004 at k = 16, -0.005 at k = 32, -0.004 at k = 64), but every one of those intervals includes 0. So the shape of Yue et al.'s result is here: RL's lead shrinks to nothing as k grows, and at large k the start does at least as well. Its crossing is not established with 5 seeds and 50 problems, and k stops at 64, below their 256. With four names to choose from, plain pass@k (left) saturates long before that.
 """)
 md(r"""
 ## 7. Which reward, which loss
@@ -249,7 +254,10 @@ for arm in ARMS:
 """)
 
 md(r"""
-[[N]] (format alone: what it did to pass@1, the style and the length, and the hypothesis that long answers have more room to go malformed; both vs correctness; expert iteration vs GRPO.)
+- **Format alone hurt.** pass@1 fell from 0.457 to 0.291 and worked answers from 0.501 to 0.337 of all answers (exercise 1 asks why).
+- **Format beside correctness changed nothing measurable** here: 0.738 against 0.730, with overlapping intervals. The start already keeps the format, so the extra reward has almost nothing to add.
+- **The loss variants tie.** The per-answer mean (0.729), Dr. GRPO (0.731) and the default (0.730) end within each other's intervals on pass@1.
+- **Expert iteration matched GRPO** at the same number of samples: 0.745 against 0.730. Keeping the right answers and imitating them is enough when what RL learns is a choice of style; pushing the wrong ones down added nothing measurable in 20 steps.
 
 ### Long wrong answers: GRPO's per-answer mean against Dr. GRPO
 
@@ -263,14 +271,17 @@ for arm, color in (("grpo_mean", "C3"), ("dr_grpo", "C2"), ("correct", "C0")):
     ax.plot(steps, np.nanmean(values, 1), color=color, label=arm)
 ax.set_xlabel("step"); ax.set_ylabel("tokens"); ax.set_title("mean length of the wrong answers (5 seeds)"); ax.legend()
 plt.show()
-for arm in ("grpo_mean", "dr_grpo", "correct"):
-    last = curve("length_wrong", arm)[-1]
-    s = mean_ci(last[~np.isnan(last)])
-    print(f"{arm:10s} wrong answers' length at the last step: {s.fmt(1)}")
+print(f"wrong answers' length at step 1: {np.nanmean(curve('length_wrong', 'correct')[0]):.1f} tokens (the same start for every arm)")
+last = {arm: curve("length_wrong", arm)[-1] for arm in ("grpo_mean", "dr_grpo", "correct")}
+for arm, values in last.items():
+    print(f"{arm:10s} wrong answers' length at the last step: {mean_ci(values[~np.isnan(values)]).fmt(1)}")
+for other in ("dr_grpo", "correct"):
+    diff = last["grpo_mean"] - last[other]
+    print(f"grpo_mean minus {other}, paired by seed: {mean_ci(diff[~np.isnan(diff)]).fmt(1)}")
 """)
 
 md(r"""
-[[N]] (Reproduced or not at this scale; the wrong answers here are mostly direct ones early and worked ones late, so their length follows the style first.)
+The per-answer mean left the wrong answers longest: 70.4 tokens at the last step, against 65.8 under Dr. GRPO and 64.0 under the default. Against the default the paired difference is 6.3 tokens [0.7, 11.9]; against Dr. GRPO it is 4.6 [-0.2, 9.4], an interval that just includes 0. The direction is Liu et al.'s; its size here is a few tokens. Most of the growth has another cause: at step 1 the wrong answers were 21.9 tokens long, mostly direct ones, and by the end nearly every answer is worked, right or wrong.
 
 ## 8. Test-time compute: majority vote against RL
 
@@ -293,15 +304,18 @@ plt.show()
 for n, v, t in zip(ns, vote, tokens):
     print(f"majority of {n:2d}: {v.fmt(3)}   {t:7.0f} tokens per problem")
 print(f"RL model, one answer: {rl.fmt(3)}   {rl_tokens:7.0f} tokens per problem")
+for n, t in zip(ns, tokens):
+    if n in (4, 8, 16):
+        print(f"majority of {n:2d} costs {t / rl_tokens:.1f} times the RL model's tokens")
 """)
 
 md(r"""
-[[N]] (At what n the vote matches the RL model's one answer, and at what token cost.)
+The RL model's one answer (0.713, 55 tokens) beats the start's majority of 4 (0.640), which costs 2.3 times the tokens. The vote's mean passes it at n = 8 (0.780, 4.7 times the tokens), and its interval clears the RL model's at n = 16 (0.828 [0.806, 0.850], 9.4 times). RL's cost is paid once, in training; the vote's is paid on every problem. Here, 20 RL steps bought what a vote of 4 to 8 samples buys.
 
 ## 9. What the tiny world does not show
 
 - **Reasoning that RL discovered.** The start could already write worked answers; RL chose them. R1-Zero's base model had never been fine-tuned to reason, and its long answers had to be found by sampling. The calibration in `docs/maintainers.md` shows why the tiny world starts elsewhere: from models trained on worked answers only, GRPO on a small pool of problems fitted those problems by their names and lost accuracy on new ones, and on the whole `rl` split it moved held-out accuracy by little more than noise.
-- **Better steps.** In 20 steps the worked answers did not become more accurate (section 5). SFT needed about 1,000 steps of 32 demonstrations to teach this task.
+- **Better steps.** In 20 steps the worked answers did not become more accurate (section 5). SFT needed 900 steps to teach this task (section 1).
 - **One start.** Every seed starts from one model; another start (another draw of which answers were worked) gave a different pass@1 before and after (maintainers' notes, one run).
 - **Small k.** pass@k stops at 64, and four names make guessing cheap.
 """)
@@ -340,7 +354,7 @@ if prediction:
 md(r"""
 <details><summary>Answer</summary>
 
-[[N]] A reward that every answer earns gives no signal: a group whose answers all score 1 has zero advantage. The only spread comes from the rare malformed answer, which is pushed down, and a long worked answer has more tokens in which to go wrong than "Answer: Ben.", so the signal leans towards the short, direct style, which is right less often. (The mechanism is a hypothesis; the shares and lengths are measured.) A format reward is useful beside correctness, when a model does not yet keep the format; alone it rewards the form, and the cheapest form wins.
+pass@1 and the worked share fell, and the answers got shorter. A reward that every answer earns gives no signal: a group whose answers all score 1 has zero advantage. The only spread comes from the rare malformed answer, which is pushed down, and a long worked answer has more tokens in which to go wrong than "Answer: Ben.", so the signal leans towards the short, direct style, which is right less often. (The mechanism is a hypothesis; the shares and lengths are measured.) A format reward is useful beside correctness, when a model does not yet keep the format; alone it rewards the form, and the cheapest form wins.
 
 </details>
 """)
@@ -398,11 +412,33 @@ pass@1 is a mixture: worked share × accuracy of worked answers + direct share �
 md(r"""
 ## What this chapter measured, and its limits
 
-[[N]] (bullets: the effect table with intervals; one start; 20 steps; the tiny world's task.)
+Every row is the sweep `rlvr`: 5 RL seeds from one start, 20 steps each, mean [95% interval over seeds].
+
+| published effect | here | verdict |
+|---|---|---|
+| RLVR raises pass@1 (R1-Zero) | 0.457 to 0.730; right worked answers at k = 1: +0.316 [0.308, 0.323] | reproduced |
+| answers lengthen as the reward rises (R1-Zero) | 39.9 to 69.9 tokens | reproduced, through a change of style |
+| entropy collapses (Cui et al.) | 0.063 to 0.022 nats | reproduced |
+| R = -a e^H + b, fitted early, predicts the end (Cui et al.) | predicted 0.632, measured 0.708 | not reproduced (fitted on warm-up steps) |
+| the model before RL catches up at large k (Yue et al.) | RL minus start: +0.015 [-0.008, 0.038] at k = 8, -0.004 [-0.015, 0.007] at k = 64 | catch-up reproduced; overtaking not established |
+| wrong answers grow longer under the per-answer mean (Liu et al.) | +6.3 [0.7, 11.9] tokens against the default, +4.6 [-0.2, 9.4] against Dr. GRPO | direction reproduced, a few tokens |
+| format reward alone | pass@1 0.291, below the start | a format reward alone rewards the form |
+| majority vote at equal compute (Wang et al.) | the vote needs 4 to 8 samples to match one RL answer | RL is cheaper per problem |
+| expert iteration against GRPO | 0.745 against 0.730 | a tie at these samples |
+
+The limits of these findings:
+- **One start.** The seeds vary RL, not the model it starts from; another start gave other numbers (section 9).
+- **20 steps.** Longer runs might improve the steps themselves, or collapse further; this chapter did not run them.
+- **One task**, with four possible answers, where the decision RL learns is a style chosen at the first token. What holds here is a mechanism the papers discuss, shown in a world small enough to measure it; it is not evidence about large models.
 """)
 
 nb["cells"] = C
 nb["metadata"] = {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
                   "language_info": {"name": "python"},
-                  "prose_check": {"declared": {}}}
-nbf.write(nb, "/work/main/chapters/17_verifiable_rewards.ipynb")
+                  "prose_check": {"declared": {
+                      "1e-4": "setting: rlvr_config's learning rate (course_utils.reasoning.rlvr)",
+                      "256": "quoted: the largest k of Yue et al. (2025)",
+                      "50": "setting: n_passk of the sweep rlvr, the held-out problems sampled for pass@k",
+                      "80": "arithmetic: 5 steps x 16 groups (rlvr_config's prompts_per_step)"}}}
+import os
+nbf.write(nb, os.environ.get("OUT", "/work/main/chapters/17_verifiable_rewards.ipynb"))
