@@ -189,6 +189,16 @@ def test_grpo_decay_follows_the_course_schedule():
     assert all(torch.equal(p, q) for p, q in zip(still.parameters(), start.parameters()))
 
 
+def _no_update_when_nothing_is_kept(start, tok, rows, cfg, reward_fn, column):
+    """A run whose rewards leave nothing to keep logs a kept share of 0 every step and leaves the
+    model as it started; returns the model."""
+    model, _ = load_model("sft")
+    res = train_grpo(model, start, tok, rows, cfg, progress=False, reward_fn=reward_fn)
+    assert [h[column] for h in res.history] == [0.0] * cfg.steps
+    assert all(torch.equal(p, q) for p, q in zip(model.parameters(), start.parameters()))
+    return model
+
+
 def test_grpo_dynamic_sampling_updates_only_on_groups_with_a_spread():
     """DAPO's dynamic sampling: of k * P sampled groups, the first P with a reward spread are updated on;
     the logged columns still describe every sampled answer. With a reward that never varies, no
@@ -231,10 +241,7 @@ def test_grpo_dynamic_sampling_updates_only_on_groups_with_a_spread():
         assert first == [1, 4, 6]
         assert kept_prompts == [prompts[g * 4] for g in first for _ in range(4)]
     assert not all(torch.equal(p, q) for p, q in zip(policy.parameters(), start.parameters()))
-    flat, _ = load_model("sft")
-    res = train_grpo(flat, start, tok, rows, cfg, progress=False, reward_fn=lambda p, r: torch.ones(len(r)))
-    assert [h["kept_groups"] for h in res.history] == [0.0, 0.0]
-    assert all(torch.equal(p, q) for p, q in zip(flat.parameters(), start.parameters()))
+    flat = _no_update_when_nothing_is_kept(start, tok, rows, cfg, lambda p, r: torch.ones(len(r)), "kept_groups")
     with pytest.raises(ValueError, match="dynamic_sampling"):
         train_grpo(flat, start, tok, rows, GRPOConfig(steps=1, dynamic_sampling=1), progress=False)
 
@@ -258,10 +265,7 @@ def test_expert_iteration_updates_on_the_answers_with_full_reward_only():
     for h in res.history:
         assert h["kept_answers"] == 0.25 and h["logged_answers"] == 8 and h["loss"] == pytest.approx(-1.0)
     assert not all(torch.equal(p, q) for p, q in zip(policy.parameters(), start.parameters()))
-    missed, _ = load_model("sft")
-    res = train_grpo(missed, start, tok, rows, cfg, progress=False, reward_fn=lambda p, r: torch.zeros(len(r)))
-    assert [h["kept_answers"] for h in res.history] == [0.0, 0.0]
-    assert all(torch.equal(p, q) for p, q in zip(missed.parameters(), start.parameters()))
+    missed = _no_update_when_nothing_is_kept(start, tok, rows, cfg, lambda p, r: torch.zeros(len(r)), "kept_answers")
     with pytest.raises(ValueError, match="'expert'"):
         train_grpo(missed, start, tok, rows, GRPOConfig(steps=1, estimator="nope"), progress=False)
 
